@@ -1,0 +1,3 @@
+from moneyd.cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""The Uplink: moneyd's one connection to its parent connector, and how uplinks are found.
+
+An uplink speaks to the parent (BTP, with XRP or ETH settlement, or anything a third party ships). The router
+only sees this interface. Uplinks are discovered through the entry-point group ``moneyd.uplinks``; each entry
+point names an :class:`UplinkPlugin`, which adds its commands (``NAME:configure``, ``NAME:start`` …) to the CLI.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from .wire.ildcp import IldcpResponse
+from .wire.ilp import Prepare, Reply
+
+if TYPE_CHECKING:
+    import typer
+
+ENTRY_POINT_GROUP = "moneyd.uplinks"
+
+log = logging.getLogger(__name__)
+
+PrepareHandler = Callable[[Prepare], Awaitable[Reply]]
+
+
+class Uplink(abc.ABC):
+    """One link to a parent connector. Implementations own their I/O; the router owns routing and limits."""
+
+    def __init__(self) -> None:
+        self._incoming: PrepareHandler | None = None
+
+    def set_prepare_handler(self, handler: PrepareHandler) -> None:
+        """Where Prepares that the parent sends us go (the router's inbound pipeline)."""
+        self._incoming = handler
+
+    async def handle_incoming(self, prepare: Prepare) -> Reply:
+        if self._incoming is None:
+            from .wire.ilp import ErrorCode, Reject
+
+            return Reject(ErrorCode.T01_PEER_UNREACHABLE, "", "moneyd is not ready for incoming packets")
+        return await self._incoming(prepare)
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Connect and authenticate; return once packets can flow. Raise with a clear message on failure."""
+
+    @abc.abstractmethod
+    async def ildcp_info(self) -> IldcpResponse:
+        """Our address, asset code and scale, as the parent tells them (ILDCP)."""
+
+    @abc.abstractmethod
+    async def send_prepare(self, prepare: Prepare) -> Reply:
+        """Forward a Prepare to the parent and return its Fulfill or Reject (never raise for a peer's answer)."""
+
+    async def settle(self, amount: int) -> None:  # noqa: B027 - optional hook, plain BTP has nothing to settle
+        """Pay the parent ``amount`` base units we owe it (a claim, a transfer). The default settles nothing."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop: settle what should be settled, then close the connection. Safe to call twice."""
+
+
+@runtime_checkable
+class UplinkPlugin(Protocol):
+    """What an entry point in ``moneyd.uplinks`` names."""
+
+    name: str
+    summary: str
+
+    def register_commands(self, app: typer.Typer) -> None:
+        """Add this uplink's commands (``<name>:configure``, ``<name>:start`` …) to the CLI."""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginLoadError:
+    entry_point: str
+    error: str
+
+
+def discover_uplinks() -> tuple[dict[str, UplinkPlugin], list[PluginLoadError]]:
+    """Every installed uplink plugin by name, plus the ones that failed to load (a broken third-party
+    plugin must not take the whole CLI down)."""
+    found: dict[str, UplinkPlugin] = {}
+    errors: list[PluginLoadError] = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            obj = ep.load()
+            plugin = obj() if isinstance(obj, type) else obj
+            if not isinstance(plugin, UplinkPlugin):
+                raise TypeError(f"{ep.value} is not an UplinkPlugin (needs name, summary, register_commands)")
+        except Exception as e:  # any import-time failure of a plugin is reported, not raised
+            errors.append(PluginLoadError(ep.name, f"{type(e).__name__}: {e}"))
+            continue
+        if plugin.name in found:
+            errors.append(PluginLoadError(ep.name, f"a second uplink named {plugin.name!r}; keeping the first"))
+            continue
+        found[plugin.name] = plugin
+    return found, errors

@@ -1,0 +1,268 @@
+"""ILPv4 packets (RFC 27): Prepare, Fulfill, Reject, and the error codes a Reject carries."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Final
+
+from .address import check_address
+from .errors import CodecError
+from .oer import (
+    UINT64_MAX,
+    Reader,
+    encode_length,
+    encode_uint64,
+    encode_var_ascii,
+    encode_var_octets,
+)
+from .timestamps import decode_ilp_timestamp, encode_ilp_timestamp
+
+TYPE_PREPARE: Final = 12
+TYPE_FULFILL: Final = 13
+TYPE_REJECT: Final = 14
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    amount: int
+    expires_at: datetime
+    execution_condition: bytes
+    destination: str
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Fulfill:
+    fulfillment: bytes
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    code: str
+    triggered_by: str = ""
+    message: str = ""
+    data: bytes = b""
+
+    @property
+    def family(self) -> ErrorFamily:
+        return ErrorFamily.of(self.code)
+
+
+Packet = Prepare | Fulfill | Reject
+Reply = Fulfill | Reject
+
+
+class ErrorFamily(Enum):
+    FINAL = "F"
+    TEMPORARY = "T"
+    RELATIVE = "R"
+
+    @classmethod
+    def of(cls, code: str) -> ErrorFamily:
+        try:
+            return cls(code[:1])
+        except ValueError:
+            # RFC 27: an unknown family is treated as final.
+            return cls.FINAL
+
+
+class ErrorCode:
+    """Every ILPv4 error code (RFC 27 §3.3) with its registered name."""
+
+    F00_BAD_REQUEST: Final = "F00"
+    F01_INVALID_PACKET: Final = "F01"
+    F02_UNREACHABLE: Final = "F02"
+    F03_INVALID_AMOUNT: Final = "F03"
+    F04_INSUFFICIENT_DESTINATION_AMOUNT: Final = "F04"
+    F05_WRONG_CONDITION: Final = "F05"
+    F06_UNEXPECTED_PAYMENT: Final = "F06"
+    F07_CANNOT_RECEIVE: Final = "F07"
+    F08_AMOUNT_TOO_LARGE: Final = "F08"
+    F99_APPLICATION_ERROR: Final = "F99"
+    T00_INTERNAL_ERROR: Final = "T00"
+    T01_PEER_UNREACHABLE: Final = "T01"
+    T02_PEER_BUSY: Final = "T02"
+    T03_CONNECTOR_BUSY: Final = "T03"
+    T04_INSUFFICIENT_LIQUIDITY: Final = "T04"
+    T05_RATE_LIMITED: Final = "T05"
+    T99_APPLICATION_ERROR: Final = "T99"
+    R00_TRANSFER_TIMED_OUT: Final = "R00"
+    R01_INSUFFICIENT_SOURCE_AMOUNT: Final = "R01"
+    R02_INSUFFICIENT_TIMEOUT: Final = "R02"
+    R99_APPLICATION_ERROR: Final = "R99"
+
+
+ERROR_NAMES: Final[dict[str, str]] = {
+    "F00": "Bad Request",
+    "F01": "Invalid Packet",
+    "F02": "Unreachable",
+    "F03": "Invalid Amount",
+    "F04": "Insufficient Destination Amount",
+    "F05": "Wrong Condition",
+    "F06": "Unexpected Payment",
+    "F07": "Cannot Receive",
+    "F08": "Amount Too Large",
+    "F99": "Application Error",
+    "T00": "Internal Error",
+    "T01": "Peer Unreachable",
+    "T02": "Peer Busy",
+    "T03": "Connector Busy",
+    "T04": "Insufficient Liquidity",
+    "T05": "Rate Limited",
+    "T99": "Application Error",
+    "R00": "Transfer Timed Out",
+    "R01": "Insufficient Source Amount",
+    "R02": "Insufficient Timeout",
+    "R99": "Application Error",
+}
+
+
+def fulfillment_matches(fulfillment: bytes, condition: bytes) -> bool:
+    return hashlib.sha256(fulfillment).digest() == condition
+
+
+# --- encoding -------------------------------------------------------------------------------------------
+
+
+def _envelope(packet_type: int, body: bytes) -> bytes:
+    return bytes((packet_type,)) + encode_length(len(body)) + body
+
+
+def _check_32(value: bytes, what: str) -> bytes:
+    if len(value) != 32:
+        raise CodecError(f"{what} must be 32 bytes, not {len(value)}")
+    return value
+
+
+def encode_prepare(p: Prepare) -> bytes:
+    if not 0 <= p.amount <= UINT64_MAX:
+        raise CodecError(f"Prepare amount {p.amount} is not a uint64")
+    dest = check_address(p.destination, "Prepare destination").encode("ascii")
+    body = b"".join(
+        (
+            p.amount.to_bytes(8, "big"),
+            encode_ilp_timestamp(p.expires_at),
+            _check_32(p.execution_condition, "Prepare executionCondition"),
+            encode_length(len(dest)),
+            dest,
+            encode_var_octets(p.data),
+        )
+    )
+    return _envelope(TYPE_PREPARE, body)
+
+
+def encode_fulfill(f: Fulfill) -> bytes:
+    body = _check_32(f.fulfillment, "Fulfill fulfillment") + encode_var_octets(f.data)
+    return _envelope(TYPE_FULFILL, body)
+
+
+def encode_reject(r: Reject) -> bytes:
+    if len(r.code) != 3 or not r.code.isascii():
+        raise CodecError(f"Reject code {r.code!r} must be 3 ASCII characters")
+    body = b"".join(
+        (
+            r.code.encode("ascii"),
+            encode_var_ascii(r.triggered_by, "Reject triggeredBy"),
+            encode_var_octets(r.message.encode("utf-8")),
+            encode_var_octets(r.data),
+        )
+    )
+    return _envelope(TYPE_REJECT, body)
+
+
+def encode_packet(packet: Packet) -> bytes:
+    if isinstance(packet, Prepare):
+        return encode_prepare(packet)
+    if isinstance(packet, Fulfill):
+        return encode_fulfill(packet)
+    return encode_reject(packet)
+
+
+# --- decoding -------------------------------------------------------------------------------------------
+
+
+def _open(data: bytes, expected: int | None) -> tuple[int, Reader]:
+    r = Reader(data)
+    kind = r.read_uint8("ILP packet type")
+    if kind not in (TYPE_PREPARE, TYPE_FULFILL, TYPE_REJECT):
+        raise CodecError(f"unknown ILP packet type {kind}")
+    if expected is not None and kind != expected:
+        raise CodecError(f"expected ILP packet type {expected}, got {kind}")
+    body = r.read_var_octets_reader("ILP packet body")
+    r.expect_end("ILP packet")
+    return kind, body
+
+
+def _prepare_body(r: Reader) -> Prepare:
+    amount = r.read_uint64("Prepare amount")
+    expires_at = decode_ilp_timestamp(r.read(17, "Prepare expiresAt"))
+    condition = r.read(32, "Prepare executionCondition")
+    destination = check_address(r.read_var_ascii("Prepare destination"), "Prepare destination")
+    data = r.read_var_octets("Prepare data")
+    r.expect_end("Prepare")
+    return Prepare(amount, expires_at, condition, destination, data)
+
+
+def _fulfill_body(r: Reader) -> Fulfill:
+    fulfillment = r.read(32, "Fulfill fulfillment")
+    data = r.read_var_octets("Fulfill data")
+    r.expect_end("Fulfill")
+    return Fulfill(fulfillment, data)
+
+
+def _reject_body(r: Reader) -> Reject:
+    code = r.read_ascii(3, "Reject code")
+    triggered_by = r.read_var_ascii("Reject triggeredBy")
+    # A peer's message is for humans; a bad byte in it must not make us lose the Reject itself.
+    message = r.read_var_octets("Reject message").decode("utf-8", "replace")
+    data = r.read_var_octets("Reject data")
+    r.expect_end("Reject")
+    return Reject(code, triggered_by, message, data)
+
+
+def decode_packet(data: bytes) -> Packet:
+    kind, body = _open(data, None)
+    if kind == TYPE_PREPARE:
+        return _prepare_body(body)
+    if kind == TYPE_FULFILL:
+        return _fulfill_body(body)
+    return _reject_body(body)
+
+
+def decode_prepare(data: bytes) -> Prepare:
+    return _prepare_body(_open(data, TYPE_PREPARE)[1])
+
+
+def decode_reply(data: bytes) -> Reply:
+    """A Fulfill or a Reject, the only valid answers to a Prepare."""
+    kind, body = _open(data, None)
+    if kind == TYPE_FULFILL:
+        return _fulfill_body(body)
+    if kind == TYPE_REJECT:
+        return _reject_body(body)
+    raise CodecError("expected a Fulfill or Reject, got a Prepare")
+
+
+# --- F08 Amount Too Large ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AmountTooLargeData:
+    received_amount: int
+    maximum_amount: int
+
+
+def encode_amount_too_large(d: AmountTooLargeData) -> bytes:
+    return encode_uint64(d.received_amount, "receivedAmount") + encode_uint64(d.maximum_amount, "maximumAmount")
+
+
+def decode_amount_too_large(data: bytes) -> AmountTooLargeData:
+    r = Reader(data)
+    received = r.read_uint64("F08 receivedAmount")
+    maximum = r.read_uint64("F08 maximumAmount")
+    # JS connectors may append nothing else; extra bytes are tolerated as RFC 30 asks.
+    return AmountTooLargeData(received, maximum)
