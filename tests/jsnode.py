@@ -9,6 +9,7 @@ Interop tests must fail, not skip, when node or the npm packages are missing: CI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -168,10 +169,8 @@ class NodeProcess:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(timeout)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
