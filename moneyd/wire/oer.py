@@ -13,7 +13,7 @@ UINT64_MAX = (1 << 64) - 1
 class Reader:
     """A cursor over bytes; every read checks bounds and raises CodecError, never IndexError."""
 
-    __slots__ = ("_buf", "_pos", "_end")
+    __slots__ = ("_buf", "_end", "_pos")
 
     def __init__(self, buf: bytes | bytearray | memoryview, start: int = 0, end: int | None = None) -> None:
         self._buf = bytes(buf) if not isinstance(buf, bytes) else buf

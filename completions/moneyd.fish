@@ -1,0 +1,1 @@
+complete --command moneyd --no-files --arguments "(env _MONEYD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) moneyd)" --condition "env _MONEYD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) moneyd"
