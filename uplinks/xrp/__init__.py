@@ -1,0 +1,6 @@
+"""The XRP uplink: BTP to a parent running ilp-plugin-xrp-asym-server, settled over XRP payment channels.
+
+Sans-I/O core (no sockets here): ``auth`` (BTP credentials), ``keys`` (the channel key), ``claims`` (claim and
+channel-id encodings, ledger channel checks), ``book`` (the ClaimBook: what to sign, accept, submit, top up),
+``messages`` (the protocolData the asym server sends and expects), ``nodebuf`` (Node's lenient base64).
+"""

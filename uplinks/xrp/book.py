@@ -1,0 +1,304 @@
+"""The ClaimBook: every settlement decision of the XRP uplink, as a pure object (no I/O, no clock).
+
+Two channels meet here. Ours (us -> parent) carries the claims we sign to pay; the parent's (parent -> us, the
+"client channel") carries the claims it signs to pay us. Around them runs the connector's balance, as the JS
+moneyd configures it (maximum 20e6, settleThreshold 5e6, settleTo 10e6 at scale 9): the balance is what the
+parent owes us, positive when we prepaid. Incoming Prepares raise it (refused above ``maximum``), their rejects
+lower it again, our fulfilled outgoing Prepares lower it, and when it falls below ``settle_threshold`` we sign
+a claim that brings it back to ``settle_to``. Claims the parent sends lower it by what they add.
+
+The I/O layer calls these methods and does what they return: send a claim, submit one to the ledger, top the
+channel up, store the best incoming claim durably before acknowledging it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Final
+
+from .claims import (
+    MAX_DROPS,
+    Claim,
+    PayChannel,
+    check_incoming_channel,
+    check_outgoing_channel,
+    check_scale,
+    from_drops,
+    pow10,
+    sign_claim,
+    to_drops,
+    verify_claim,
+)
+from .errors import (
+    BalanceExceeded,
+    ClaimRejected,
+    ConfigError,
+    InsufficientCapacity,
+    ProtocolError,
+)
+from .keys import ChannelKey
+
+DEFAULT_FUND_DROPS: Final = 10 * 1_000_000  # the JS client's OUTGOING_CHANNEL_DEFAULT_AMOUNT: 10 XRP
+DEFAULT_MAX_FEE: Final = Fraction(1, 100)  # submit a claim only when the fee is at most 1% of what it gains
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSettings:
+    """The connector balance limits, base units. ``minimum`` None means no lower limit (the JS -Infinity)."""
+
+    maximum: int = 20_000_000
+    settle_threshold: int | None = 5_000_000
+    settle_to: int = 10_000_000
+    minimum: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.settle_to > self.maximum:
+            raise ConfigError(f"settle_to {self.settle_to} is above maximum {self.maximum}")
+        if self.settle_threshold is not None and self.settle_threshold > self.settle_to:
+            raise ConfigError(f"settle_threshold {self.settle_threshold} is above settle_to {self.settle_to}")
+        if self.minimum is not None and self.minimum > 0:
+            raise ConfigError(f"minimum {self.minimum} must be at most 0")
+
+    @classmethod
+    def moneyd(cls, scale: int = 9) -> BalanceSettings:
+        """The JS moneyd-uplink-xrp settings (0.02 / 0.005 / 0.01 XRP) expressed at ``scale``."""
+        check_scale(scale)
+
+        def at(v: int) -> int:
+            return v * pow10(scale - 9) if scale >= 9 else v // pow10(9 - scale)
+
+        return cls(maximum=at(20_000_000), settle_threshold=at(5_000_000), settle_to=at(10_000_000))
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A payment to the parent: send ``claim`` in a BTP Transfer whose amount is ``amount``."""
+
+    amount: int
+    claim: Claim
+    drops: int
+
+
+class ClaimBook:
+    def __init__(
+        self,
+        *,
+        scale: int,
+        key: ChannelKey,
+        our_address: str,
+        server_address: str,
+        settings: BalanceSettings | None = None,
+        fund_drops: int = DEFAULT_FUND_DROPS,
+        max_fee: Fraction = DEFAULT_MAX_FEE,
+    ) -> None:
+        self.scale = check_scale(scale)
+        self.key = key
+        self.our_address = our_address
+        self.server_address = server_address
+        self.settings = settings if settings is not None else BalanceSettings.moneyd(scale)
+        if fund_drops <= 0:
+            raise ConfigError(f"fund amount must be positive, got {fund_drops} drops")
+        self.fund_drops = fund_drops
+        self.max_fee = max_fee
+        self.balance = 0
+        # ours -> parent
+        self.outgoing: PayChannel | None = None
+        self.sent: Claim | None = None  # None until the parent's last_claim is loaded
+        self.funding = False
+        # parent -> us
+        self.incoming: PayChannel | None = None
+        self.best = Claim(0)
+        self.claimed = 0  # base units already claimed on the ledger, or submitted
+
+    # --- our channel -----------------------------------------------------------------------------------
+
+    def set_outgoing(self, paychan: PayChannel) -> None:
+        """Our channel as the ledger shows it (after create, fund, or at start)."""
+        if self.outgoing is not None and paychan.channel_id != self.outgoing.channel_id:
+            raise ProtocolError(f"our channel is {self.outgoing.channel_id}, not {paychan.channel_id}")
+        self.outgoing = check_outgoing_channel(paychan, self.our_address, self.key, self.server_address)
+
+    def load_last_claim(self, claim: Claim) -> None:
+        """The parent's ``last_claim`` answer: the cumulative claim we start from. An amount equal to what the
+        ledger already paid needs no signature; any other must carry our valid signature."""
+        paychan = self._outgoing()
+        drops = to_drops(claim.amount, self.scale)
+        signed = (
+            drops <= paychan.amount
+            and claim.signature is not None
+            and verify_claim(self.key.public_key, paychan.channel_id, drops, claim.signature)
+        )
+        if drops != paychan.balance and not signed:
+            raise ProtocolError(
+                f"the parent's last claim on our channel ({claim.amount} units, {drops} drops) "
+                "is not one we signed; refusing to continue from it"
+            )
+        self.sent = claim
+
+    def sign_payment(self, amount: int) -> Settlement:
+        """A claim for ``amount`` more base units than the last one, without touching the balance."""
+        if amount <= 0:
+            raise ValueError(f"payment amount must be positive, got {amount}")
+        paychan = self._outgoing()
+        if self.sent is None:
+            raise ProtocolError("ask the parent for last_claim before signing a new claim")
+        total = self.sent.amount + amount
+        drops = to_drops(total, self.scale)
+        if drops > paychan.amount or drops > MAX_DROPS:
+            raise InsufficientCapacity(
+                f"a claim for {drops} drops exceeds our channel {paychan.channel_id} "
+                f"of {paychan.amount} drops; top it up first"
+            )
+        claim = Claim(total, sign_claim(self.key, paychan.channel_id, drops))
+        self.sent = claim
+        return Settlement(amount, claim, drops)
+
+    def needs_topup(self) -> bool:
+        """True when our claims use more than the channel minus half a top-up (the JS client's rule) and no
+        top-up is under way. Call ``topup_started`` when submitting PaymentChannelFund of ``fund_drops``."""
+        if self.funding or self.outgoing is None:
+            return False
+        used = to_drops(self.sent.amount, self.scale) if self.sent is not None else self.outgoing.balance
+        return self.outgoing.amount - self.fund_drops // 2 < used
+
+    def topup_started(self) -> None:
+        self.funding = True
+
+    def topup_finished(self, paychan: PayChannel | None) -> None:
+        """The fund went through (pass the reloaded channel, then send ``channel`` + ``channel_signature``)
+        or failed (pass None)."""
+        if paychan is not None:
+            self.set_outgoing(paychan)
+        self.funding = False
+
+    # --- the parent's channel --------------------------------------------------------------------------
+
+    def set_incoming(self, paychan: PayChannel) -> None:
+        """The parent's channel to us, at connect or on a ``channel`` refresh. Refuses unsafe channels."""
+        check_incoming_channel(paychan, self.our_address)
+        if self.incoming is not None and paychan.channel_id != self.incoming.channel_id:
+            raise ProtocolError(
+                f"the parent's channel to us is {self.incoming.channel_id}; refusing to switch to {paychan.channel_id}"
+            )
+        self.incoming = paychan
+        on_ledger = from_drops(paychan.balance, self.scale)
+        self.claimed = max(self.claimed, on_ledger)
+        if on_ledger > self.best.amount:
+            self.best = Claim(on_ledger)
+
+    def restore_best(self, claim: Claim) -> bool:
+        """A best claim loaded from our store after a restart; kept when valid and better than what we have."""
+        try:
+            self.check_claim(claim.amount, claim.signature)
+        except ClaimRejected:
+            return False
+        if claim.amount <= self.best.amount:
+            return False
+        self.best = claim
+        return True
+
+    def check_claim(self, amount: int, signature: bytes | None) -> int:
+        """How much an incoming cumulative claim adds (0 for a repeat of the best one); ClaimRejected when it
+        is lower than the best, beyond the channel, or not signed by the channel's key. Changes nothing."""
+        paychan = self.incoming
+        if paychan is None:
+            raise ClaimRejected("no_channel", "got a claim but the parent has no channel to us")
+        if amount < 0:
+            raise ClaimRejected("amount", f"claim amount {amount} is negative")
+        if amount < self.best.amount:
+            raise ClaimRejected(
+                "lower", f"claim for {amount} is lower than our best claim {self.best.amount}"
+            )
+        if amount == self.best.amount:
+            return 0
+        drops = to_drops(amount, self.scale)
+        if drops > paychan.amount:
+            raise ClaimRejected(
+                "too_large", f"claim for {drops} drops exceeds the channel's {paychan.amount} drops"
+            )
+        if signature is None or not verify_claim(paychan.ed25519_key, paychan.channel_id, drops, signature):
+            raise ClaimRejected("signature", f"invalid signature on claim for {drops} drops")
+        return amount - self.best.amount
+
+    def receive_claim(self, amount: int, signature: bytes) -> int:
+        """Accept an incoming claim: it becomes the best one and the balance drops by what it adds. Returns that
+        amount; store ``best`` durably before acknowledging the Transfer."""
+        added = self.check_claim(amount, signature)
+        if added:
+            self.best = Claim(amount, signature)
+            self.money_received(added)
+        return added
+
+    def claim_to_submit(self, fee_drops: int, *, force: bool = False) -> Claim | None:
+        """The claim worth a PaymentChannelClaim now: the best one, when it gains more than the ledger holds
+        and the fee is at most ``max_fee`` of the gain (``force`` skips the fee rule: the channel is closing)."""
+        if self.incoming is None or self.best.signature is None:
+            return None
+        gain = self.best.amount - self.claimed
+        if gain <= 0 or to_drops(self.best.amount, self.scale) <= self.incoming.balance:
+            return None
+        if not force and Fraction(from_drops(fee_drops, self.scale), gain) > self.max_fee:
+            return None
+        return self.best
+
+    def mark_submitted(self, claim: Claim) -> None:
+        self.claimed = max(self.claimed, claim.amount)
+
+    # --- the balance (ilp-connector's balance middleware) -----------------------------------------------
+
+    def prepare_incoming(self, amount: int) -> None:
+        """A Prepare from the parent: reserve it against ``maximum`` (BalanceExceeded is an ILP T04)."""
+        if amount == 0:
+            return
+        if self.balance + amount > self.settings.maximum:
+            raise BalanceExceeded(
+                f"exceeded maximum balance: {self.balance} + {amount} > {self.settings.maximum}"
+            )
+        self.balance += amount
+
+    def incoming_rejected(self, amount: int) -> None:
+        self.balance -= amount
+
+    def outgoing_fulfilled(self, amount: int) -> None:
+        """A Prepare we sent the parent was fulfilled: we owe it ``amount``."""
+        new = self.balance - amount
+        if self.settings.minimum is not None and new < self.settings.minimum:
+            raise BalanceExceeded(f"insufficient funds: {self.balance} - {amount} < {self.settings.minimum}")
+        self.balance = new
+
+    def money_received(self, amount: int) -> None:
+        self.balance -= amount
+
+    def settle_amount(self) -> int:
+        t = self.settings.settle_threshold
+        if t is None or self.balance >= t:
+            return 0
+        return self.settings.settle_to - self.balance
+
+    def settle(self) -> Settlement | None:
+        """When the balance is below the threshold, sign the claim that brings it to ``settle_to`` and count it
+        as paid (a lost Transfer is recovered by the next, cumulative, claim)."""
+        amount = self.settle_amount()
+        if amount <= 0 or self.outgoing is None or self.sent is None:
+            return None
+        settlement = self.sign_payment(amount)
+        self.balance += amount
+        return settlement
+
+    # --- persistence -----------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What must survive a restart (JSON-able): the best incoming claim first of all."""
+        return {
+            "incoming_channel": self.incoming.channel_id if self.incoming else None,
+            "best_amount": str(self.best.amount),
+            "best_signature": self.best.signature_hex,
+            "claimed": str(self.claimed),
+            "balance": str(self.balance),
+        }
+
+    def _outgoing(self) -> PayChannel:
+        if self.outgoing is None:
+            raise ProtocolError("our payment channel to the parent is not loaded yet")
+        return self.outgoing
