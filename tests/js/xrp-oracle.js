@@ -97,7 +97,14 @@ const ops = {
     const encoded = util.encodeClaim(String(drops), channel)
     return {
       node: crypto.verify(null, encoded, pubKey(Buffer.from(pub, 'hex')), Buffer.from(signature, 'hex')),
-      ripple: verifyPaymentChannelClaim(channel, util.dropsToXrp(drops), signature, 'ED' + pub.toUpperCase())
+      ripple: (() => {
+        // elliptic throws (an assertion) on some malformed signatures: that is a refusal too
+        try {
+          return verifyPaymentChannelClaim(channel, util.dropsToXrp(drops), signature, 'ED' + pub.toUpperCase())
+        } catch (e) {
+          return false
+        }
+      })()
     }
   },
   proof ({ seed, channel, account }) {
