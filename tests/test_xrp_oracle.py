@@ -18,6 +18,7 @@ from xrpl.core.addresscodec import encode_classic_address
 from xrpl.core.binarycodec import encode_for_signing_claim
 from xrpl.core.keypairs import derive_classic_address, derive_keypair, generate_seed, is_valid_message
 
+from moneyd.wire.btp import Message, Transfer, encode_frame
 from tests.jsnode import NodeProcess, NodeRunner
 from uplinks.xrp import auth, claims, messages, nodebuf
 from uplinks.xrp.book import ClaimBook
@@ -359,3 +360,33 @@ def test_we_accept_the_servers_claims_and_refuse_tampered_ones(oracle: Oracle) -
     with pytest.raises(ClaimRejected) as e:
         book.receive_claim(last.amount - 1, last.signature)
     assert e.value.reason == "lower"
+
+
+def test_btp_frames_match_the_asym_client_byte_for_byte(oracle: Oracle) -> None:
+    seed = bytes(range(32))
+    key = ChannelKey.from_seed(seed)
+    ch = claims.channel_id(SERVER, "rPEPPER7kfTD9w2To4CQk6UCfuHM9c6GDY", 3)
+    acct = "test.parent.8Xb2_-Zq"
+    s = ClaimBook(scale=9, key=key, our_address="rPEPPER7kfTD9w2To4CQk6UCfuHM9c6GDY", server_address=SERVER)
+    claim = Claim(10_000_001, claims.sign_claim(key, ch, 10_001))
+    ours = {
+        "info": encode_frame(Message(11, messages.info_request())),
+        "last_claim": encode_frame(Message(12, messages.last_claim_request())),
+        "channel": encode_frame(Message(13, messages.channel_proof(key, ch, acct))),
+        "channel+fund": encode_frame(
+            Message(14, messages.channel_proof(key, ch, acct) + messages.fund_channel_request(s.our_address))
+        ),
+        "claim": encode_frame(Transfer(15, claim.amount, messages.claim_data(claim))),
+    }
+    common = {"op": "btp", "seed": seed.hex(), "channel": ch, "account": acct}
+    got = oracle.many(
+        [
+            {**common, "kind": "info", "request_id": 11},
+            {**common, "kind": "last_claim", "request_id": 12},
+            {**common, "kind": "channel", "request_id": 13},
+            {**common, "kind": "channel", "request_id": 14, "address": s.our_address},
+            {**common, "kind": "claim", "request_id": 15, "amount": "10000001", "drops": "10001"},
+        ]
+    )
+    for (what, frame), js in zip(ours.items(), got, strict=True):
+        assert frame.hex() == js, what

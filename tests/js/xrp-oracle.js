@@ -9,6 +9,7 @@
 const crypto = require('crypto')
 const path = require('path')
 const readline = require('readline')
+const BtpPacket = require('btp-packet')
 
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex')
 const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex')
@@ -117,6 +118,43 @@ const ops = {
   // What the server's own code makes of an amount in base units: drops, and back.
   drops: ({ amount, scale }) => util.xrpToDrops(server(scale).baseToXrp(amount)),
   to_base: ({ drops, scale }) => server(scale).xrpToBase(util.dropsToXrp(drops)),
+  // The BTP frames the asym client sends, built as it builds them (btp-packet serialize).
+  btp ({ kind, request_id, seed, channel, account, address, amount, drops }) {
+    const octets = BtpPacket.MIME_APPLICATION_OCTET_STREAM
+    const message = (protocolData) => BtpPacket.serialize({
+      type: BtpPacket.TYPE_MESSAGE, requestId: request_id, data: { protocolData }
+    })
+    let frame
+    if (kind === 'info') {
+      frame = message([{ protocolName: 'info', contentType: octets, data: Buffer.from([util.INFO_REQUEST_ALL]) }])
+    } else if (kind === 'last_claim') {
+      frame = message([{ protocolName: 'last_claim', contentType: octets, data: Buffer.from([]) }])
+    } else if (kind === 'channel') {
+      const sig = crypto.sign(null, util.encodeChannelProof(channel, account), privKey(Buffer.from(seed, 'hex')))
+      const pd = [
+        { protocolName: 'channel', contentType: octets, data: Buffer.from(channel, 'hex') },
+        { protocolName: 'channel_signature', contentType: octets, data: sig }
+      ]
+      if (address) pd.push({ protocolName: 'fund_channel', contentType: BtpPacket.MIME_TEXT_PLAIN_UTF8, data: Buffer.from(address) })
+      frame = message(pd)
+    } else if (kind === 'claim') {
+      const signature = crypto.sign(null, util.encodeClaim(String(drops), channel), privKey(Buffer.from(seed, 'hex')))
+        .toString('hex').toUpperCase()
+      frame = BtpPacket.serialize({
+        type: BtpPacket.TYPE_TRANSFER,
+        requestId: request_id,
+        data: {
+          amount: String(amount),
+          protocolData: [{
+            protocolName: 'claim',
+            contentType: BtpPacket.MIME_APPLICATION_JSON,
+            data: Buffer.from(JSON.stringify({ amount: String(amount), signature }))
+          }]
+        }
+      })
+    }
+    return frame.toString('hex')
+  },
   // The server's _handleClaim on a claim we made: throws (refused) or records it as the account's claim.
   server_claim ({ scale, name, channel, pub, channel_xrp, amount, signature, last }) {
     const acct = account(scale, name, channel, 'ED' + pub.toUpperCase(), channel_xrp)

@@ -38,7 +38,7 @@ def check_name(name: str) -> str:
 
 
 def check_parent(parent: str) -> str:
-    if not parent or not _PARENT_RE.fullmatch(parent) or "@" in parent:
+    if not parent or not _PARENT_RE.fullmatch(parent) or "@" in parent or "://" in parent:
         raise ConfigError(
             f"invalid parent {parent!r}: expected a BTP host such as 'example.com' or 'host:7443'"
         )
