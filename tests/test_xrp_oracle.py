@@ -18,7 +18,7 @@ from xrpl.core.addresscodec import encode_classic_address
 from xrpl.core.binarycodec import encode_for_signing_claim
 from xrpl.core.keypairs import derive_classic_address, derive_keypair, generate_seed, is_valid_message
 
-from moneyd.wire.btp import Message, Transfer, encode_frame
+from moneyd.wire.btp import Message, ProtocolData, Transfer, encode_frame
 from tests.jsnode import NodeProcess, NodeRunner
 from uplinks.xrp import auth, claims, messages, nodebuf
 from uplinks.xrp.book import ClaimBook
@@ -289,7 +289,8 @@ def outgoing_book(secret: str, channel_drops: int) -> tuple[ClaimBook, str]:
 
 
 def test_the_server_accepts_our_claims_and_refuses_what_it_should(oracle: Oracle) -> None:
-    book, channel = outgoing_book(generate_seed(), 10_000_000)
+    secret = generate_seed()
+    book, channel = outgoing_book(secret, 10_000_000)
     pub = book.key.public_key.hex()
     common = {
         "op": "server_claim",
@@ -313,6 +314,11 @@ def test_the_server_accepts_our_claims_and_refuses_what_it_should(oracle: Oracle
     for item, r in zip(items, results, strict=False):
         assert r["accepted"], r
         assert r["best"]["amount"] == item["amount"]
+    # the server's last_claim reply (JSON.stringify(getIncomingClaim())) is one a restarted book resumes from
+    last_reply = (ProtocolData.json("last_claim", json.dumps(results[len(items) - 1]["best"])),)
+    restarted, _ = outgoing_book(secret, 10_000_000)
+    restarted.load_last_claim(messages.parse_last_claim(last_reply))
+    assert restarted.sent == book.sent
     assert results[-2] == {"accepted": False, "error": "Invalid claim: invalid signature"}
     assert not results[-1]["accepted"] and "exceeds channel balance" in results[-1]["error"]
 
@@ -390,3 +396,44 @@ def test_btp_frames_match_the_asym_client_byte_for_byte(oracle: Oracle) -> None:
     )
     for (what, frame), js in zip(ours.items(), got, strict=True):
         assert frame.hex() == js, what
+
+
+def test_the_server_registers_our_channel_from_our_proof(oracle: Oracle) -> None:
+    """The server's own _handleCustomData verifies channel_signature over Buffer.from(prefix + name, 'base64')."""
+    rng = random.Random(8)
+    got = []
+    for i in range(12):
+        seed = rng.randbytes(32)
+        key = ChannelKey.from_seed(seed)
+        name = "".join(rng.choice("abcXYZ019_-~") for _ in range(rng.randrange(1, 44))) + str(i)
+        account = "test.parent." + name  # what the info reply calls our account
+        ch = rand_channel(rng)
+        good = messages.channel_proof(key, ch, account) + messages.fund_channel_request(
+            "rPEPPER7kfTD9w2To4CQk6UCfuHM9c6GDY"
+        )
+        # the same proof over the account's UTF-8 bytes instead of Node's base64 decoding: must be refused
+        wrong = (
+            good[0],
+            ProtocolData.octets(
+                "channel_signature", key.sign(b"channel_signature" + bytes.fromhex(ch) + account.encode())
+            ),
+        )
+        for pd, ok in ((wrong, False), (good, True)):
+            r = oracle.one(
+                "server_channel",
+                name=name,
+                frame=encode_frame(Message(i, pd)).hex(),
+                pub=key.public_key.hex(),
+                channel_xrp="10",
+            )
+            got.append((ok, r))
+    for ok, r in got:
+        if not ok:
+            assert not r["accepted"] and "invalid signature for proving channel ownership" in r["error"], r
+            continue
+        assert r["accepted"], r
+        assert r["state"] == "ESTABLISHING_CLIENT_CHANNEL"
+        reply = tuple(
+            ProtocolData(x["name"], x["content_type"], bytes.fromhex(x["data"])) for x in r["reply"]
+        )
+        assert messages.parse_fund_channel_reply(reply) == "CD" * 32

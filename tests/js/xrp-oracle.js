@@ -155,6 +155,28 @@ const ops = {
     }
     return frame.toString('hex')
   },
+  // The server's own channel registration (_handleCustomData): our Message (a BTP frame, hex) with `channel`,
+  // `channel_signature` and maybe `fund_channel`, for a fresh account `name` whose channel has key `pub`.
+  // Only the ledger is stubbed. Returns the reply frame's protocolData, or the server's error.
+  async server_channel ({ name, frame, pub, channel_xrp }) {
+    const p = server(9)
+    p._api.getPaymentChannel = async () => ({
+      account: 'rPEPPER7kfTD9w2To4CQk6UCfuHM9c6GDY', destination: SERVER_ADDRESS, amount: channel_xrp,
+      balance: '0', publicKey: 'ED' + pub.toUpperCase(), settleDelay: 3600
+    })
+    p._store.load = async () => {}
+    p._watcher.watch = async () => {}
+    p._registerAutoClaim = async () => {}
+    p._fundOutgoingChannel = async () => 'CD'.repeat(32)
+    const acct = p._getAccount(p._prefix + name)
+    acct._state = 2 // ESTABLISHING_CHANNEL: connected, no channel yet
+    try {
+      const reply = await p._handleCustomData(p._prefix + name, BtpPacket.deserialize(Buffer.from(frame, 'hex')))
+      return { accepted: true, state: acct.getStateString(), reply: reply.map(pd => ({ name: pd.protocolName, content_type: pd.contentType, data: pd.data.toString('hex') })) }
+    } catch (e) {
+      return { accepted: false, error: e.message }
+    }
+  },
   // The server's _handleClaim on a claim we made: throws (refused) or records it as the account's claim.
   server_claim ({ scale, name, channel, pub, channel_xrp, amount, signature, last }) {
     const acct = account(scale, name, channel, 'ED' + pub.toUpperCase(), channel_xrp)
@@ -185,19 +207,25 @@ const ops = {
   }
 }
 
+let queue = Promise.resolve()
 console.log(JSON.stringify({ event: 'ready' }))
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const req = JSON.parse(line)
-  const run = (r) => {
+  const run = async (r) => {
     try {
-      return { ok: true, value: ops[r.op](r) }
+      return { ok: true, value: await ops[r.op](r) }
     } catch (e) {
       return { ok: false, error: e.message }
     }
   }
-  if (req.op === 'many') {
-    console.log(JSON.stringify({ event: 'r', ok: true, value: req.items.map(run) }))
-  } else {
-    console.log(JSON.stringify({ event: 'r', ...run(req) }))
-  }
+  // one request at a time, in order (the server objects are shared)
+  queue = queue.then(async () => {
+    if (req.op === 'many') {
+      const value = []
+      for (const item of req.items) value.push(await run(item))
+      console.log(JSON.stringify({ event: 'r', ok: true, value }))
+    } else {
+      console.log(JSON.stringify({ event: 'r', ...(await run(req)) }))
+    }
+  })
 })

@@ -171,7 +171,7 @@ class PayChannel:
 
     @classmethod
     def from_ledger_entry(cls, channel: str, node: object) -> PayChannel:
-        """From rippled's ``ledger_entry`` (``node``) or ``account_channels`` fields, validating every field."""
+        """From the ``node`` of rippled's ``ledger_entry`` reply (PascalCase fields), validating every field."""
         if not isinstance(node, dict):
             raise ProtocolError(f"PayChannel entry is {type(node).__name__}, expected an object")
         cid = check_channel_id(channel)
