@@ -1,1 +1,2 @@
 from tests.jsnode import node  # noqa: F401  (the fixture every interop test uses)
+from tests.xrpl_emulator.fixture import xrpl_emulator  # noqa: F401  (rippled stand-in for the XRP tests)
