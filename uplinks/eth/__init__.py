@@ -1,0 +1,6 @@
+"""The ETH uplink: BTP to a parent running ilp-plugin-ethereum 3.0.0-beta.20, settled over Machinomy
+Unidirectional payment channels.
+
+Sans-I/O core: ``abi`` (the contract interface), ``claims`` (claim encoding, signing, verification, amounts),
+``book`` (the ClaimBook: what to sign, accept and claim on chain). ``chain`` is the thin async web3.py layer.
+"""
