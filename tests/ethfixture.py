@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from tests.jsnode import JS_DIR, NodeProcess, NodeRunner, free_port
 
