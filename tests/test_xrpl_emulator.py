@@ -28,7 +28,7 @@ from xrpl.models.transactions import (
 from xrpl.transaction import XRPLReliableSubmissionException
 from xrpl.wallet import Wallet
 
-from tests.jsnode import JS_DIR, NodeProcess, NodeRunner
+from tests.jsnode import JS_DIR, NodeProcess, NodeRunner, free_port
 from tests.xrpl_emulator import (
     GENESIS_ADDRESS,
     InvalidTransaction,
@@ -483,6 +483,14 @@ def test_ripple_lib_does_what_the_asym_server_does(node: NodeRunner, xrpl_emulat
     seen = _command(p, "ledgersSeen")["result"]
     assert len(seen) >= 2 and seen == sorted(seen)
     assert _command(p, "hasLedgerVersion", version=2)["result"] is True
+
+    # the real IlpPluginAsymServer connects to the emulator and sees its balance and reserve
+    admin = _command(p, "asymAdminInfo", port=free_port())
+    assert admin["event"] == "result", admin
+    assert admin["result"]["xrpAddress"] == server.address
+    expected_total = emu.ledger.balance(server.address) / XRP
+    assert float(admin["result"]["xrpBalance"]["total"]) == expected_total
+    assert admin["result"]["xrpBalance"]["reserved"] == "2"  # one owned channel x 2 XRP
 
 
 def test_native_sodium_claims_verify_and_settle(node: NodeRunner, xrpl_emulator: XrplEmulator) -> None:

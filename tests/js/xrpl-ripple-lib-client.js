@@ -9,6 +9,7 @@
 //   {"cmd":"submit","fn":"preparePaymentChannelCreate"|...,"params":{...}}  (the tx submitter: waits for validation)
 //   {"cmd":"getPaymentChannel","id":ID}       {"cmd":"getTransaction","id":HASH}
 //   {"cmd":"sodiumClaim","account":NAME,"channel":ID,"drops":"123"}  (the asym server's claim signing path)
+//   {"cmd":"asymAdminInfo","port":P}  (the real IlpPluginAsymServer on this ledger: connect, getAdminInfo)
 //   {"cmd":"exit"}
 'use strict'
 const path = require('path')
@@ -62,6 +63,18 @@ async function main () {
         result.paychan = await api.getPaymentChannel(result.channelId)
       }
       return result
+    },
+    asymAdminInfo: async (m) => {
+      const Plugin = require(path.dirname(path.dirname(asymServer))) // the package's main, as ilp-connector loads it
+      const plugin = new Plugin({ xrpServer: url, secret, address, port: m.port, currencyScale: 9, _store: new (req('ilp-store-memory'))() })
+      const ILDCP = req('ilp-protocol-ildcp')
+      plugin.registerDataHandler(async () => ILDCP.serializeIldcpResponse({ clientAddress: 'test.parent', assetScale: 9, assetCode: 'XRP' }))
+      await plugin.connect()
+      try {
+        return await plugin.getAdminInfo()
+      } finally {
+        await plugin.disconnect()
+      }
     },
     sodiumClaim: (m) => {
       const keyPair = {
