@@ -225,3 +225,23 @@ async def test_receiver_claims_during_a_dispute(ganache: Ganache, chains: tuple[
     assert ganache.balance(receiver.address) == r0 + 3 * 10**17 - claimed.fee
     with pytest.raises(ChainError):
         await sender.settle(cid)  # already closed by the claim
+
+
+async def test_unconfirmed_transaction_times_out_and_is_not_lost(ganache: Ganache) -> None:
+    chain = await EthChain.connect(ganache.url, ganache.keys[SENDER], ganache.contract_address, receipt_timeout=1.0)
+    try:
+        ganache.rpc("miner_stop")
+        try:
+            cid = b"\x42" * 32
+            with pytest.raises(ChainError, match=r"not confirmed within 1\.0s"):
+                await chain.open_channel(ganache.addresses[RECEIVER], ETH, channel_id=cid)
+            assert not (await chain.channel(cid)).exists
+        finally:
+            ganache.rpc("miner_start")
+        # The transaction was only late: once mined, the channel is there, and the next nonce follows it.
+        ganache.mine(1)
+        assert (await chain.channel(cid)).value == ETH
+        await chain.deposit(cid, 1)
+        assert (await chain.channel(cid)).value == ETH + 1
+    finally:
+        await chain.close()
