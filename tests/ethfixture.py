@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from tests.jsnode import JS_DIR, NodeProcess, NodeRunner, free_port
+from uplinks.eth.claims import as_account
 
 GANACHE_CLI = JS_DIR / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
 PLUGIN_DIR = JS_DIR / "node_modules" / "ilp-plugin-ethereum"
@@ -107,7 +107,7 @@ def _start() -> tuple[NodeRunner, Ganache]:
         "--logging.quiet",
         stream_fix=False,
     )  # fmt: skip
-    addresses = tuple(Account.from_key(k).address for k in DETERMINISTIC_KEYS)
+    addresses = tuple(as_account(k).address for k in DETERMINISTIC_KEYS)
     g = Ganache(f"http://127.0.0.1:{port}", CHAIN_ID, "", DETERMINISTIC_KEYS, addresses, proc)
     try:
         deadline = time.monotonic() + START_TIMEOUT

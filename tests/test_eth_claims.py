@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from uplinks.eth.claims import (
 )
 from uplinks.eth.errors import ClaimRejected, ConfigError, InsufficientCapacity, ProtocolError
 
+ROOT = Path(__file__).parent.parent
 CONTRACT = to_checksum_address("0x07a457d878bf363e0bb5aa0b096092f941e19962")
 SENDER_KEY, RECEIVER_KEY, OTHER_KEY = DETERMINISTIC_KEYS[0], DETERMINISTIC_KEYS[1], DETERMINISTIC_KEYS[2]
 SENDER = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1"
@@ -318,3 +321,18 @@ TestPrefundMachine.settings = settings(
 
 def test_fixture_paths_exist() -> None:
     assert Path(PLUGIN_DIR / "build" / "abi" / "Unidirectional-testnet.json").is_file()
+
+
+def test_importing_the_uplink_keeps_deep_json_a_clean_error() -> None:
+    # py_ecc (under eth-account) raises the recursion limit to 100000 on import; a nested JSON claim from a
+    # peer then segfaulted the process. uplinks.eth puts the limit back.
+    code = (
+        "import sys, json; before = sys.getrecursionlimit()\n"
+        "import uplinks.eth.chain, web3, eth_account\n"
+        "assert sys.getrecursionlimit() == before, sys.getrecursionlimit()\n"
+        "from uplinks.eth.claims import parse_claim\n"
+        "from uplinks.eth.errors import ClaimRejected\n"
+        "try:\n    parse_claim('[' * 200000)\nexcept ClaimRejected:\n    print('clean')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "clean", out.stderr

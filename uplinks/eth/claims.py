@@ -161,7 +161,7 @@ def parse_claim(data: bytes | str) -> Claim:
     """Decode ``machinomy`` protocolData strictly. Any defect is ClaimRejected("schema") or ("token")."""
     try:
         obj: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurdly nested JSON
         raise ClaimRejected("schema", f"claim is not JSON: {e}") from None
     if not isinstance(obj, dict):
         raise ClaimRejected("schema", "claim is not a JSON object")
