@@ -26,6 +26,7 @@ from tests.jsnode import JS_DIR, NodeProcess, NodeRunner, free_port
 from uplinks.eth.claims import as_account
 
 GANACHE_CLI = JS_DIR / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
+GANACHE_WRAPPER = JS_DIR / "eth-ganache.js"  # runs GANACHE_CLI, exits when pytest goes away
 PLUGIN_DIR = JS_DIR / "node_modules" / "ilp-plugin-ethereum"
 UNIDIRECTIONAL_JSON = PLUGIN_DIR / "build" / "abi" / "Unidirectional-testnet.json"
 CHAIN_ID = 1337
@@ -97,7 +98,7 @@ def _start() -> tuple[NodeRunner, Ganache]:
     port = free_port()
     runner = NodeRunner()
     proc = runner.start(
-        GANACHE_CLI,
+        GANACHE_WRAPPER,
         "--server.host", "127.0.0.1",
         "--server.port", str(port),
         "--chain.chainId", str(CHAIN_ID),
