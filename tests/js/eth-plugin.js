@@ -7,8 +7,14 @@
 // env: ETH_URL, ETH_CONTRACT, ETH_KEY (the plugin's private key), ETH_ROLE (client|server, default server)
 // stdin commands (one JSON object a line), each answered by one event line:
 //   {"cmd":"load","account":A,"peer":ADDR?}           -> {"event":"loaded","address"}
-//   {"cmd":"message","account":A,"protocolData":[...]} account.handleData (data utf8) -> {"event":"handled","incoming","money"}
-//   {"cmd":"open","account":A,"value":WEI}             account.fundOutgoingChannel -> {"event":"opened","channel","sent"}
+//   {"cmd":"message","account":A,"protocolData":[...]} account.handleData (data utf8)
+//                                                      -> {"event":"handled","reply","incoming","money","ethereumAddress"}
+//   {"cmd":"info","account":A,"reply":[...]}           account.fetchEthereumAddress, answered with reply
+//                                                      -> {"event":"info","sent","ethereumAddress"}
+//   {"cmd":"fund","account":A,"value":WEI}             account.fundOutgoingChannel (open, or deposit)
+//                                                      -> {"event":"funded","channel","sent"}
+//   {"cmd":"close","account":A}                        account.requestClose (waits up to ~5 s for the claim on
+//                                                      chain) -> {"event":"closed","sent","channel"}
 //   {"cmd":"pay","account":A,"amount":GWEI}            account.sendMoney -> {"event":"paid","channel","sent"}
 //   {"cmd":"verify","claim":{...},"sender":ADDR}       utils/channel isValidClaimSignature -> {"event":"verified","ok"}
 //   {"cmd":"sign","key","contractAddress","channelId","value"}  signClaim + sendClaim -> {"event":"signed","data"}
@@ -52,14 +58,21 @@ async function main () {
   plugin.registerDataHandler(async () => { throw new Error('no ILP in this oracle') })
   const waiting = []
   const nextSent = () => new Promise((resolve) => waiting.push(resolve))
+  const toProtocolData = (list) => list.map((p) => ({
+    protocolName: p.protocolName, contentType: p.contentType, data: Buffer.from(p.data, 'utf8')
+  }))
+  const fromProtocolData = (list) => (list || []).map((p) => ({
+    protocolName: p.protocolName, contentType: p.contentType, data: p.data.toString('utf8')
+  }))
+  let nextReply = []
   plugin._plugin._sendMessage = async (accountName, message) => {
-    const sent = message.data.protocolData.map((p) => ({
-      protocolName: p.protocolName, contentType: p.contentType, data: p.data.toString('utf8')
-    }))
+    const sent = fromProtocolData(message.data.protocolData)
     const resolve = waiting.shift()
     if (resolve) resolve(sent)
     else out({ event: 'unexpected-send', account: accountName, sent })
-    return { protocolData: [] }
+    const reply = nextReply
+    nextReply = []
+    return { protocolData: toProtocolData(reply) }
   }
 
   const accounts = new Map()
@@ -77,17 +90,31 @@ async function main () {
       } else if (cmd.cmd === 'message') {
         const account = accounts.get(cmd.account)
         money = []
-        const protocolData = cmd.protocolData.map((p) => ({
-          protocolName: p.protocolName, contentType: p.contentType || 1, data: Buffer.from(p.data, 'utf8')
-        }))
-        await account.handleData({ requestId: 1, type: 6, data: { protocolData } })
+        const reply = await account.handleData({ requestId: 1, type: 6, data: { protocolData: toProtocolData(cmd.protocolData) } })
         await account.account.incoming.add(async (s) => s) // wait for queued validations to finish
-        out({ event: 'handled', incoming: channelView(account.account.incoming.state), money })
-      } else if (cmd.cmd === 'open') {
+        out({
+          event: 'handled',
+          reply: fromProtocolData(reply),
+          incoming: channelView(account.account.incoming.state),
+          money,
+          ethereumAddress: account.account.ethereumAddress || null
+        })
+      } else if (cmd.cmd === 'info') {
+        const account = accounts.get(cmd.account)
+        nextReply = cmd.reply || []
+        const sent = nextSent()
+        await account.fetchEthereumAddress()
+        out({ event: 'info', sent: await sent, ethereumAddress: account.account.ethereumAddress || null })
+      } else if (cmd.cmd === 'fund') {
         const account = accounts.get(cmd.account)
         const sent = nextSent()
         await account.fundOutgoingChannel(new BigNumber(cmd.value))
-        out({ event: 'opened', channel: channelView(account.account.outgoing.state), sent: await sent })
+        out({ event: 'funded', channel: channelView(account.account.outgoing.state), sent: await sent })
+      } else if (cmd.cmd === 'close') {
+        const account = accounts.get(cmd.account)
+        const sent = nextSent()
+        await account.requestClose()
+        out({ event: 'closed', sent: await sent, channel: channelView(account.account.outgoing.state) })
       } else if (cmd.cmd === 'pay') {
         const account = accounts.get(cmd.account)
         const sent = nextSent()
