@@ -245,3 +245,19 @@ async def test_unconfirmed_transaction_times_out_and_is_not_lost(ganache: Ganach
         assert (await chain.channel(cid)).value == ETH + 1
     finally:
         await chain.close()
+
+
+async def test_unfunded_account_is_refused_before_sending(ganache: Ganache) -> None:
+    funded = await EthChain.connect(ganache.url, ganache.keys[SENDER], ganache.contract_address)
+    empty = await EthChain.connect(ganache.url, "0x" + "11" * 32, ganache.contract_address)
+    try:
+        fee = await funded.open_fee(ganache.addresses[RECEIVER], ETH)
+        _, opened = await funded.open_channel(ganache.addresses[RECEIVER], ETH)
+        assert fee >= opened.fee > 0  # the estimate covers what it really cost
+        assert await empty.balance() < ETH + await empty.open_fee(ganache.addresses[RECEIVER], ETH)
+        with pytest.raises(ChainError, match="cannot open channel"):
+            await empty.open_channel(ganache.addresses[RECEIVER], ETH)  # the node refuses to send it
+        assert await empty.balance() == 0
+    finally:
+        await funded.close()
+        await empty.close()

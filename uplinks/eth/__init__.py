@@ -2,7 +2,8 @@
 Unidirectional payment channels.
 
 Sans-I/O core: ``abi`` (the contract interface), ``claims`` (claim encoding, signing, verification, amounts),
-``book`` (the ClaimBook: what to sign, accept and claim on chain). ``chain`` is the thin async web3.py layer.
+``book`` (the ClaimBook: what to sign, accept and claim on chain), ``messages`` (the BTP protocolData).
+``chain`` is the thin async web3.py layer.
 """
 
 import sys as _sys

@@ -164,6 +164,16 @@ class EthChain:
             raise ChainError(f"the contract would refuse this claim: {e}") from None
         return int(gas) * await self.gas_price()
 
+    async def open_fee(self, receiver: str, value: int, dispute_period: int = DEFAULT_DISPUTE_PERIOD) -> int:
+        """What opening a channel of ``value`` wei would cost in gas (wei, estimate). Nodes differ on whether
+        the estimate checks our balance: compare ``balance()`` with ``value + open_fee(...)`` before opening."""
+        fn = self.contract.functions.open(secrets.token_bytes(32), parse_address(receiver, "receiver"), dispute_period)
+        try:
+            gas = await fn.estimate_gas({"from": self.address, "value": value})
+        except _NODE_ERRORS as e:
+            raise ChainError(f"cannot open a channel of {value} wei from {self.address}: {e}") from None
+        return int(gas) * await self.gas_price()
+
     # -- transactions ---------------------------------------------------------------------------------------
 
     async def open_channel(
