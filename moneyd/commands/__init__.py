@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import typer
 
-BUILTIN: tuple[str, ...] = ()
+BUILTIN: tuple[str, ...] = ("local",)
 
 
 def register_builtin(app: typer.Typer) -> None:

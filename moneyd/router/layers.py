@@ -1,0 +1,222 @@
+"""The layers a Prepare passes through, outermost first. Each one is small and testable with no socket:
+
+validate → ILDCP responder → max packet amount → rate and in-flight limits → balance → expiry → route
+(the route layer also checks the fulfillment against the condition and enforces the expiry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ..wire import ildcp
+from ..wire.ilp import AmountTooLargeData, ErrorCode, Fulfill, Prepare, Reject, Reply, encode_amount_too_large
+from .routing import RoutingTable
+
+# A handler takes the Prepare and the name of the account it came from.
+Handler = Callable[[Prepare, str], Awaitable[Reply]]
+
+
+def reject(code: str, triggered_by: str, message: str, data: bytes = b"") -> Reject:
+    return Reject(code, triggered_by, message, data)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ValidateLayer:
+    """Refuse what can never succeed: an already expired Prepare."""
+
+    address: str
+    next: Handler
+
+    async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        if prepare.expires_at <= _now():
+            return reject(ErrorCode.R00_TRANSFER_TIMED_OUT, self.address, "source transfer has already expired")
+        return await self.next(prepare, source)
+
+
+@dataclass
+class IldcpLayer:
+    """Answer ``peer.config`` for local apps with their address, asset code and scale."""
+
+    address_of: Callable[[str], str | None]
+    asset_code: Callable[[], str]
+    asset_scale: Callable[[], int]
+    router_address: Callable[[], str]
+    next: Handler
+
+    async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        if prepare.destination != ildcp.DESTINATION:
+            return await self.next(prepare, source)
+        client = self.address_of(source)
+        if client is None:
+            return reject(ErrorCode.F02_UNREACHABLE, self.router_address(), "ILDCP is only answered for local apps")
+        return ildcp.response(ildcp.IldcpResponse(client, self.asset_scale(), self.asset_code()))
+
+
+@dataclass
+class MaxPacketAmountLayer:
+    router_address: Callable[[], str]
+    maximum: int
+    next: Handler
+
+    async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        if prepare.amount > self.maximum:
+            data = encode_amount_too_large(AmountTooLargeData(prepare.amount, self.maximum))
+            return reject(
+                ErrorCode.F08_AMOUNT_TOO_LARGE,
+                self.router_address(),
+                f"packet size too large. maxAmount={self.maximum} actualAmount={prepare.amount}",
+                data,
+            )
+        return await self.next(prepare, source)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+    in_flight: int = 0
+
+
+@dataclass
+class RateLimitLayer:
+    """Per-app limits: a token bucket of packets per second and a cap on the amount in flight.
+
+    The JS moneyd shares one 10,000-packets-a-minute bucket among all apps; here one busy app cannot starve others.
+    """
+
+    router_address: Callable[[], str]
+    packets_per_second: float
+    burst: float
+    max_in_flight_amount: int | None
+    next: Handler
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        now = time.monotonic()
+        b = self._buckets.get(source)
+        if b is None:
+            b = self._buckets[source] = _Bucket(self.burst, now)
+        b.tokens = min(self.burst, b.tokens + (now - b.stamp) * self.packets_per_second)
+        b.stamp = now
+        if b.tokens < 1:
+            return reject(ErrorCode.T05_RATE_LIMITED, self.router_address(), "too many requests, throttling.")
+        if self.max_in_flight_amount is not None and b.in_flight + prepare.amount > self.max_in_flight_amount:
+            return reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self.router_address(), "too much money in flight for this app")
+        b.tokens -= 1
+        b.in_flight += prepare.amount
+        try:
+            return await self.next(prepare, source)
+        finally:
+            b.in_flight -= prepare.amount
+
+    def forget(self, source: str) -> None:
+        self._buckets.pop(source, None)
+
+
+@dataclass
+class Limits:
+    minimum: int | None = None  # how far the account may go below zero (it owes us), None = unlimited
+    maximum: int | None = None  # how much we may owe the account, None = unlimited
+
+
+@dataclass
+class BalanceLayer:
+    """Track what each account is owed (positive) or owes (negative), refusing Prepares that would cross a limit.
+
+    An incoming Prepare reserves its amount against the source's maximum; a Fulfill makes it final.
+    """
+
+    router_address: Callable[[], str]
+    limits: Callable[[str], Limits]
+    next: Handler
+    balances: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)
+
+    async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        amount = prepare.amount
+        if amount:
+            lim = self.limits(source)
+            held = self.balances.get(source, 0) + self.pending.get(source, 0) + amount
+            if lim.maximum is not None and held > lim.maximum:
+                return reject(
+                    ErrorCode.T04_INSUFFICIENT_LIQUIDITY,
+                    self.router_address(),
+                    f"exceeded maximum balance. maximum={lim.maximum} newBalance={held}",
+                )
+            self.pending[source] = self.pending.get(source, 0) + amount
+        try:
+            reply = await self.next(prepare, source)
+        finally:
+            if amount:
+                self.pending[source] -= amount
+        if amount and isinstance(reply, Fulfill):
+            self.balances[source] = self.balances.get(source, 0) + amount
+        return reply
+
+    def settle_outgoing(self, destination_account: str, amount: int) -> None:
+        """A Prepare we forwarded to this account was fulfilled: it is owed less."""
+        self.balances[destination_account] = self.balances.get(destination_account, 0) - amount
+
+
+@dataclass
+class ExpiryLayer:
+    """Shorten the expiry for the next hop, leaving a minimum message window; refuse when too little time is left."""
+
+    router_address: Callable[[], str]
+    min_message_window: timedelta
+    max_hold_time: timedelta
+    next: Handler
+
+    async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        now = _now()
+        outgoing = min(prepare.expires_at - self.min_message_window, now + self.max_hold_time)
+        if outgoing - now < self.min_message_window:
+            return reject(
+                ErrorCode.R02_INSUFFICIENT_TIMEOUT,
+                self.router_address(),
+                "source transfer expires too soon to complete payment.",
+            )
+        if outgoing != prepare.expires_at:
+            prepare = Prepare(prepare.amount, outgoing, prepare.execution_condition, prepare.destination, prepare.data)
+        return await self.next(prepare, source)
+
+
+@dataclass
+class RouteLayer:
+    """Send the Prepare to its next hop, with the expiry enforced and the fulfillment checked."""
+
+    router_address: Callable[[], str]
+    table: RoutingTable
+    on_fulfilled: Callable[[str, int], None] | None = None
+
+    async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        route = self.table.lookup(prepare.destination)
+        if route is None:
+            return reject(ErrorCode.F02_UNREACHABLE, self.router_address(), f"no route found. destination={prepare.destination}")
+        hop, send = route
+        if hop == source and hop != "uplink":
+            return reject(ErrorCode.F02_UNREACHABLE, self.router_address(), "refusing to route a packet back to its source")
+        timeout = (prepare.expires_at - _now()).total_seconds()
+        try:
+            reply = await asyncio.wait_for(send(prepare), timeout)
+        except TimeoutError:
+            return reject(ErrorCode.R00_TRANSFER_TIMED_OUT, self.router_address(), "packet expired while waiting for the next hop")
+        if isinstance(reply, Fulfill):
+            if hashlib.sha256(reply.fulfillment).digest() != prepare.execution_condition:
+                return reject(
+                    ErrorCode.F05_WRONG_CONDITION,
+                    self.router_address(),
+                    "fulfillment did not match the execution condition",
+                )
+            if self.on_fulfilled is not None and prepare.amount:
+                self.on_fulfilled(hop, prepare.amount)
+        return reply

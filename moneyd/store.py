@@ -1,0 +1,93 @@
+"""Durable state in SQLite under the user's data directory.
+
+Money state (claims, balances, channels) and account bindings are committed before the caller acknowledges
+anything, so a crash never loses what a peer was told we had.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE TABLE IF NOT EXISTS account_tokens (
+    account TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL
+);
+"""
+
+
+def default_data_dir() -> Path:
+    """``MONEYD_DATA_DIR`` if set, else the platform's user data dir (e.g. ~/.local/share/moneyd)."""
+    env = os.environ.get("MONEYD_DATA_DIR")
+    return Path(env) if env else Path(platformdirs.user_data_dir("moneyd", appauthor=False))
+
+
+class Store:
+    """A small durable key-value store plus the account-token bindings. Thread-safe; every write commits."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it returns, which is what "durable before acknowledged" needs.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    @classmethod
+    def open_default(cls, testnet: bool = False) -> Store:
+        return cls(default_data_dir() / ("moneyd-test.sqlite" if testnet else "moneyd.sqlite"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- generic values ------------------------------------------------------------------------------------
+
+    def get(self, namespace: str, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kv WHERE namespace=? AND key=?", (namespace, key)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def put(self, namespace: str, key: str, value: Any) -> None:
+        """Write and commit; returns only once the value is durable."""
+        text = json.dumps(value, separators=(",", ":"))
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO kv(namespace, key, value) VALUES(?,?,?) "
+                "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value",
+                (namespace, key, text),
+            )
+
+    def delete(self, namespace: str, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM kv WHERE namespace=? AND key=?", (namespace, key))
+
+    def items(self, namespace: str) -> dict[str, Any]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM kv WHERE namespace=?", (namespace,)).fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    # -- account bindings ----------------------------------------------------------------------------------
+
+    def bind_token(self, account: str, token_hash: str) -> bool:
+        """Bind the first token seen for an account; later, True only for that same token."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO account_tokens(account, token_hash) VALUES(?,?)", (account, token_hash))
+            row = self._db.execute("SELECT token_hash FROM account_tokens WHERE account=?", (account,)).fetchone()
+        return bool(row[0] == token_hash)
