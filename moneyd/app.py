@@ -8,9 +8,10 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from .router.layers import (
     BalanceLayer,
@@ -165,12 +166,21 @@ async def serve_until_signalled(router: Router, announce: Callable[[str], None])
     await router.stop()
 
 
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop where it is installed (it roughly halves the event loop's cost per packet), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
 def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, quiet: bool = False) -> int:
     """Run moneyd in the foreground; the exit code for the CLI."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     router = Router(settings, store, uplink)
     try:
-        asyncio.run(serve_until_signalled(router, lambda line: print(line, flush=True)))
+        _event_loop_runner()(serve_until_signalled(router, lambda line: print(line, flush=True)))
     except StartupError as e:
         print(f"moneyd: error: {e}", file=sys.stderr)
         return 1

@@ -54,6 +54,11 @@ class RequestRefused(Exception):
         super().__init__(f"{code} {name}: {message}")
 
 
+def _expire(fut: asyncio.Future[btp.Frame]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 def error_frame(request_id: int, code: str, name: str, message: str) -> btp.Error:
     return btp.Error(request_id, code, name, datetime.now(UTC), message.encode("utf-8"))
 
@@ -78,14 +83,18 @@ class BtpConnection:
         if self.closed.is_set():
             raise ConnectionClosed(f"{self.label}: connection is closed")
         request_id = self._new_id()
-        fut: asyncio.Future[btp.Frame] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[btp.Frame] = loop.create_future()
         self._pending[request_id] = fut
+        # A timer on the future itself: asyncio.wait_for would wrap every request in one more task.
+        timer = loop.call_later(timeout, _expire, fut)
         try:
             await self.ws.send(btp.encode_frame(make(request_id)))
-            reply = await asyncio.wait_for(fut, timeout)
+            reply = await fut
         except WsClosed:
             raise ConnectionClosed(f"{self.label}: connection closed while sending") from None
         finally:
+            timer.cancel()
             self._pending.pop(request_id, None)
         if isinstance(reply, btp.Error):
             raise BtpPeerError(reply)
@@ -104,7 +113,8 @@ class BtpConnection:
     async def send_prepare(self, prepare: ilp.Prepare, timeout: float | None = None) -> ilp.Reply:
         """Send an ILP Prepare and return its Fulfill or Reject."""
         if timeout is None:
-            timeout = max(0.0, (prepare.expires_at - datetime.now(UTC)).total_seconds()) + 1.0
+            # Until the Prepare expires: after that no Fulfill can count, so TimeoutError means R00 to the caller.
+            timeout = max(0.0, (prepare.expires_at - datetime.now(UTC)).total_seconds())
         reply_pd = await self.request([ProtocolData.octets("ilp", ilp.encode_prepare(prepare))], timeout)
         entry = btp.find(reply_pd, "ilp")
         if entry is None:

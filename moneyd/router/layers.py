@@ -6,7 +6,6 @@ validate → ILDCP responder → max packet amount → rate and in-flight limits
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -205,9 +204,10 @@ class RouteLayer:
         hop, send = route
         if hop == source and hop != "uplink":
             return reject(ErrorCode.F02_UNREACHABLE, self.router_address(), "refusing to route a packet back to its source")
-        timeout = (prepare.expires_at - _now()).total_seconds()
+        # Every next hop stops waiting at the Prepare's expiry (BtpConnection.send_prepare, the uplinks) and raises
+        # TimeoutError; no extra timer task per packet here.
         try:
-            reply = await asyncio.wait_for(send(prepare), timeout)
+            reply = await send(prepare)
         except TimeoutError:
             return reject(ErrorCode.R00_TRANSFER_TIMED_OUT, self.router_address(), "packet expired while waiting for the next hop")
         if isinstance(reply, Fulfill):
