@@ -135,6 +135,8 @@ class MiniAccountsServer:
                 if conn in acct.sockets:
                     continue
                 return Reject(ErrorCode.T01_PEER_UNREACHABLE, self.router_address(), "the app disconnected before answering")
+            except TimeoutError:
+                raise  # the route layer turns it into R00
             except CodecError as e:
                 return Reject(ErrorCode.T00_INTERNAL_ERROR, self.router_address(), f"the app answered with an invalid packet: {e}")
             except Exception as e:  # the BTP error an app may send instead of an ILP reply
@@ -177,6 +179,8 @@ class MiniAccountsServer:
                 raise _AuthFailed("the first message must be a binary BTP frame")
             try:
                 frame = btp.decode_frame(raw)
+            except TimeoutError:
+                raise  # the route layer turns it into R00
             except CodecError as e:
                 raise _AuthFailed(f"malformed auth frame: {e}") from None
             if not isinstance(frame, btp.Message) or not frame.protocol_data:
