@@ -1,0 +1,168 @@
+"""Each pipeline layer alone, with no socket."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from moneyd.router.layers import (
+    BalanceLayer,
+    ExpiryLayer,
+    IldcpLayer,
+    Limits,
+    MaxPacketAmountLayer,
+    RateLimitLayer,
+    RouteLayer,
+    ValidateLayer,
+)
+from moneyd.router.routing import RoutingTable
+from moneyd.wire import ildcp, ilp
+
+ADDR = "private.moneyd"
+FULFILLMENT = b"\x07" * 32
+CONDITION = hashlib.sha256(FULFILLMENT).digest()
+
+
+def prep(amount: int = 10, seconds: float = 10, dest: str = "private.moneyd.local.bob") -> ilp.Prepare:
+    return ilp.Prepare(amount, datetime.now(UTC) + timedelta(seconds=seconds), CONDITION, dest, b"")
+
+
+class Recorder:
+    def __init__(self, reply: ilp.Reply | None = None) -> None:
+        self.seen: list[tuple[ilp.Prepare, str]] = []
+        self.reply = reply or ilp.Fulfill(FULFILLMENT)
+
+    async def __call__(self, prepare: ilp.Prepare, source: str) -> ilp.Reply:
+        self.seen.append((prepare, source))
+        return self.reply
+
+
+def addr() -> str:
+    return ADDR
+
+
+async def test_validate_refuses_expired() -> None:
+    nxt = Recorder()
+    layer = ValidateLayer(ADDR, nxt)
+    r = await layer(prep(seconds=-1), "a")
+    assert isinstance(r, ilp.Reject) and (r.code, r.triggered_by) == ("R00", ADDR)
+    assert await layer(prep(), "a") == nxt.reply and len(nxt.seen) == 1
+
+
+async def test_ildcp_answers_local_apps_only() -> None:
+    nxt = Recorder()
+    layer = IldcpLayer(lambda a: None if a == "uplink" else f"{ADDR}.local.{a}", lambda: "XRP", lambda: 9, addr, nxt)
+    r = await layer(ildcp.request(), "alice")
+    assert isinstance(r, ilp.Fulfill)
+    assert ildcp.parse_fulfill(r) == ildcp.IldcpResponse(f"{ADDR}.local.alice", 9, "XRP")
+    r2 = await layer(ildcp.request(), "uplink")
+    assert isinstance(r2, ilp.Reject) and r2.code == "F02"
+    await layer(prep(), "alice")
+    assert len(nxt.seen) == 1
+
+
+async def test_max_packet_amount_gives_f08_with_data() -> None:
+    nxt = Recorder()
+    layer = MaxPacketAmountLayer(addr, 100, nxt)
+    r = await layer(prep(amount=101), "a")
+    assert isinstance(r, ilp.Reject) and r.code == "F08"
+    assert ilp.decode_amount_too_large(r.data) == ilp.AmountTooLargeData(101, 100)
+    assert isinstance(await layer(prep(amount=100), "a"), ilp.Fulfill)
+
+
+async def test_rate_limit_is_per_app() -> None:
+    nxt = Recorder()
+    layer = RateLimitLayer(addr, packets_per_second=0.001, burst=2, max_in_flight_amount=None, next=nxt)
+    codes = [getattr(await layer(prep(), "busy"), "code", "ok") for _ in range(3)]
+    assert codes == ["ok", "ok", "T05"]
+    # Another app still has its own bucket.
+    assert isinstance(await layer(prep(), "quiet"), ilp.Fulfill)
+
+
+async def test_amount_in_flight_limit() -> None:
+    gate = asyncio.Event()
+
+    async def slow(prepare: ilp.Prepare, source: str) -> ilp.Reply:
+        await gate.wait()
+        return ilp.Fulfill(FULFILLMENT)
+
+    layer = RateLimitLayer(addr, 1000, 1000, max_in_flight_amount=15, next=slow)
+    first = asyncio.create_task(layer(prep(amount=10), "a"))
+    await asyncio.sleep(0)
+    r = await layer(prep(amount=10), "a")
+    assert isinstance(r, ilp.Reject) and r.code == "T04"
+    gate.set()
+    assert isinstance(await first, ilp.Fulfill)
+    assert isinstance(await layer(prep(amount=10), "a"), ilp.Fulfill)
+
+
+async def test_balance_limits_and_accounting() -> None:
+    nxt = Recorder()
+    layer = BalanceLayer(addr, lambda a: Limits(maximum=25), nxt)
+    assert isinstance(await layer(prep(amount=20), "a"), ilp.Fulfill)
+    r = await layer(prep(amount=10), "a")
+    assert isinstance(r, ilp.Reject) and r.code == "T04"
+    assert layer.balances == {"a": 20}
+    layer.settle_outgoing("a", 15)
+    assert layer.balances == {"a": 5}
+    nxt.reply = ilp.Reject("F99", "", "no")
+    await layer(prep(amount=10), "a")
+    assert layer.balances == {"a": 5} and layer.pending == {"a": 0}
+
+
+async def test_expiry_is_shortened_and_r02_when_too_short() -> None:
+    nxt = Recorder()
+    layer = ExpiryLayer(addr, timedelta(seconds=1), timedelta(seconds=30), nxt)
+    p = prep(seconds=10)
+    await layer(p, "a")
+    assert nxt.seen[-1][0].expires_at == p.expires_at - timedelta(seconds=1)
+    await layer(prep(seconds=100), "a")
+    assert nxt.seen[-1][0].expires_at <= datetime.now(UTC) + timedelta(seconds=30)
+    r = await layer(prep(seconds=1.5), "a")
+    assert isinstance(r, ilp.Reject) and r.code == "R02"
+
+
+async def test_routing_table_longest_prefix() -> None:
+    table = RoutingTable()
+
+    async def a(p: ilp.Prepare) -> ilp.Reply:
+        return ilp.Reject("F99", "", "a")
+
+    async def b(p: ilp.Prepare) -> ilp.Reply:
+        return ilp.Reject("F99", "", "b")
+
+    table.add("private.moneyd.local.alice", "alice", a)
+    table.add("private.moneyd.local.alice.sub", "sub", b)
+    assert table.lookup("private.moneyd.local.alice.x")[0] == "alice"  # type: ignore[index]
+    assert table.lookup("private.moneyd.local.alice.sub.y")[0] == "sub"  # type: ignore[index]
+    assert table.lookup("private.moneyd.local.alicex") is None
+    table.default = ("uplink", a)
+    assert table.lookup("g.anything")[0] == "uplink"  # type: ignore[index]
+
+
+async def test_route_checks_fulfillment_and_counts_fulfilled() -> None:
+    table = RoutingTable()
+    fulfilled: list[tuple[str, int]] = []
+
+    async def good(p: ilp.Prepare) -> ilp.Reply:
+        return ilp.Fulfill(FULFILLMENT)
+
+    async def bad(p: ilp.Prepare) -> ilp.Reply:
+        return ilp.Fulfill(bytes(32))
+
+    async def slow(p: ilp.Prepare) -> ilp.Reply:
+        raise TimeoutError
+
+    table.add("private.moneyd.local.bob", "bob", good)
+    table.add("private.moneyd.local.eve", "eve", bad)
+    table.add("private.moneyd.local.sam", "sam", slow)
+    layer = RouteLayer(addr, table, on_fulfilled=lambda hop, amt: fulfilled.append((hop, amt)))
+    assert isinstance(await layer(prep(amount=3), "a"), ilp.Fulfill)
+    r = await layer(prep(dest="private.moneyd.local.eve"), "a")
+    assert isinstance(r, ilp.Reject) and r.code == "F05"
+    r = await layer(prep(dest="private.moneyd.local.sam"), "a")
+    assert isinstance(r, ilp.Reject) and r.code == "R00"
+    r = await layer(prep(dest="g.nowhere"), "a")
+    assert isinstance(r, ilp.Reject) and r.code == "F02"
+    assert fulfilled == [("bob", 3)]
