@@ -407,6 +407,15 @@ class Connection:
     def stream_in_flight(self, sid: int) -> int:
         return self._stream(sid).held
 
+    def stream_blocked(self, sid: int) -> int | None:
+        """If the receiver's limit stops this stream's money (nothing in flight), the destination amount it
+        says it has received; otherwise None."""
+        s = self._streams.get(sid)
+        rate = self.exchange_rate
+        if s is None or rate is None or s.held or s.available <= 0 or self._dest_room_in_source(s, rate) > 0:
+            return None
+        return s.remote_received
+
     def write(self, sid: int, data: bytes) -> None:
         s = self._stream(sid)
         if s.closing or s.sent_end:
