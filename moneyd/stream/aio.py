@@ -333,6 +333,9 @@ class StreamConnection:
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self._runner), 2)
         self._runner.cancel()
+        if self._tasks:
+            # Let the last packets (the ConnectionClose) reach the link before giving up on their replies.
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         for task in list(self._tasks):
             task.cancel()
 

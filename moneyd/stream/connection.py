@@ -239,7 +239,6 @@ class _Kind(Enum):
     PROBE = "probe"
     MONEY = "money"
     DATA = "data"
-    CLOSE = "close"
 
 
 @dataclass
@@ -695,9 +694,11 @@ class Connection:
         seq = self._sequence()
         frames: tuple[Frame, ...] = (ConnectionClose(self._close_code, self._close_message),)
         cond = crypto.random_condition()
-        self._in_flight[seq] = _InFlight(_Kind.CLOSE, seq, 0, 0, cond, False, {}, [], [], [], [])
-        return OutgoingPrepare(seq, self._prepare(now, 0, self._seal(StreamPacket(seq, PacketType.PREPARE, 0,
-                                                                                    frames)), cond))
+        packet = OutgoingPrepare(seq, self._prepare(now, 0, self._seal(StreamPacket(seq, PacketType.PREPARE, 0,
+                                                                                      frames)), cond))
+        # Closed once said: the reply carries nothing we need (and a JS peer may disconnect before sending it).
+        self._finish(self._close_code, self._close_message, False)
+        return packet
 
     # --- replies ----------------------------------------------------------------------------------------------
 
@@ -728,9 +729,6 @@ class Connection:
             self._handle_control_frames(response.frames, now)
         if flight.kind is _Kind.PROBE:
             self._probe_reply(flight, reply, response, now)
-            return
-        if flight.kind is _Kind.CLOSE:
-            self._finish(self._close_code, self._close_message, False)
             return
         if isinstance(reply, Fulfill):
             self._on_fulfill(flight, reply, response, now)
