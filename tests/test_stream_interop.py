@@ -217,3 +217,21 @@ async def test_our_server_closes_a_js_client(peer: tuple[NodeProcess, int]) -> N
     assert conn.close_event is not None and conn.close_event.ok
     await js_event(p, "client_close")
     await me.btp.close()
+
+
+async def test_ten_thousand_packet_payment_to_js_server(peer: tuple[NodeProcess, int]) -> None:
+    p, port = peer
+    p.send({"cmd": "server"})
+    info = await p.event("server")
+    me = await py_node(port, "pybulk")
+    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
+                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
+                          config=Config(max_packet_amount=1000))
+    me.handler = client.handle_prepare
+    result = await client.send_money(10_000_000, timeout=300)
+    assert result.ok and result.delivered == 10_000_000 and result.packets == 10_000, result
+    await js_event(p, "server_money", lambda e: e["total"] == "10000000", timeout=30)
+    print(f"\n10,000-packet STREAM payment, our sender -> JS server via JS mini-accounts: "
+          f"{result.packets / result.seconds:.0f} packets/s ({result.seconds:.2f} s)")
+    await client.close(timeout=10)
+    await me.btp.close()

@@ -5,7 +5,7 @@
 //   {"cmd":"server"}                                -> {"event":"server","destination","secret"(hex)}
 //   {"cmd":"server_send","amount"}                  -> the server opens a stream to the last client, sendTotal
 //   {"cmd":"server_end"} / {"cmd":"server_destroy"} -> end or destroy the last server-side connection
-//   {"cmd":"client","destination","secret","amount","data"(hex)} -> a JS client connects, pays, writes
+//   {"cmd":"client","destination","secret","amount","data"(hex),"maxPacket"} -> a JS client connects, pays, writes
 //   {"cmd":"client_end"}                            -> the JS client ends its connection
 // Every stream the JS side accepts gets receiveMax Infinity, reports money/data, and echoes data back.
 'use strict'
@@ -93,15 +93,17 @@ async function main () {
         client = await createConnection({
           plugin: p,
           destinationAccount: cmd.destination,
-          sharedSecret: Buffer.from(cmd.secret, 'hex')
+          sharedSecret: Buffer.from(cmd.secret, 'hex'),
+          maximumPacketAmount: cmd.maxPacket
         })
         watchConnection('client', client)
         out({ event: 'client_connected', rate: client.minimumAcceptableExchangeRate })
         const stream = client.createStream()
         watchStream('client', stream)
         if (cmd.data) stream.write(Buffer.from(cmd.data, 'hex'))
-        if (cmd.amount) await stream.sendTotal(cmd.amount)
-        out({ event: 'client_sent', totalSent: client.totalSent, totalDelivered: client.totalDelivered })
+        const start = Date.now()
+        if (cmd.amount) await stream.sendTotal(cmd.amount, { timeout: 600000 })
+        out({ event: 'client_sent', totalSent: client.totalSent, totalDelivered: client.totalDelivered, ms: Date.now() - start })
       } else if (cmd.cmd === 'client_end') {
         await client.end()
         out({ event: 'client_ended' })
