@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import typer
 
 from . import __version__
 from .commands import register_builtin
+from .config import default_path
 from .uplink import discover_uplinks
 
 PLANNED = """\
@@ -32,11 +35,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+@dataclass
+class GlobalOptions:
+    config_path: Path
+    testnet: bool
+
+
 @app.callback()
 def root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="Config file (default: moneyd.json in your config dir)."),
+    testnet: bool = typer.Option(False, "--testnet", "-t", help="Use the test network: a separate config and the test address prefix."),
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version, is_eager=True),
 ) -> None:
     """moneyd: the Interledger home router."""
+    ctx.obj = GlobalOptions(config or default_path(testnet), testnet)
 
 
 def _register_uplinks() -> None:

@@ -1,0 +1,138 @@
+"""The plain BTP uplink: moneyd as a BTP client of its parent, with no settlement.
+
+It keeps the link up: when the parent drops, local apps stay connected, their packets to the parent get T01 at once
+(nothing hangs), and the link comes back with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from moneyd.btp.connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused, connect
+from moneyd.uplink import Uplink
+from moneyd.wire import btp, ildcp, ilp
+from moneyd.wire.btp import ProtocolData
+from moneyd.wire.errors import CodecError
+from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
+
+log = logging.getLogger("moneyd.uplink.btp")
+
+
+class BtpUplink(Uplink):
+    def __init__(self, parent_url: str, *, connect_timeout: float = 10.0, backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+        super().__init__()
+        self.parent_url = parent_url
+        self.connect_timeout = connect_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.conn: BtpConnection | None = None
+        self.info: ildcp.IldcpResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+        self.connected = asyncio.Event()
+
+    @property
+    def _address(self) -> str:
+        return self.info.client_address if self.info else ""
+
+    async def _open(self) -> None:
+        conn, reader = await connect(self.parent_url, self._on_request, timeout=self.connect_timeout, label="parent")
+        self.conn, self._reader = conn, reader
+        self.connected.set()
+
+    async def connect(self) -> None:
+        try:
+            await self._open()
+        except BtpPeerError as e:
+            raise ConnectionError(f"the parent refused us: {e}") from None
+        except (OSError, TimeoutError) as e:
+            raise ConnectionError(f"cannot reach the parent at {_safe(self.parent_url)}: {e or type(e).__name__}") from None
+        self.info = await self._fetch_info()
+        log.info("connected to the parent as %s (%s, scale %d)", self.info.client_address, self.info.asset_code, self.info.asset_scale)
+        self._supervisor = asyncio.create_task(self._keep_up())
+
+    async def _fetch_info(self) -> ildcp.IldcpResponse:
+        assert self.conn is not None
+        reply = await self.conn.send_prepare(ildcp.request())
+        if not isinstance(reply, ilp.Fulfill):
+            raise ConnectionError(f"the parent refused ILDCP: {reply.code} {reply.message}")
+        return ildcp.parse_fulfill(reply)
+
+    async def _keep_up(self) -> None:
+        while not self._closing:
+            assert self._reader is not None
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self.connected.clear()
+            self.conn = None
+            if self._closing:
+                return
+            log.warning("lost the connection to the parent; reconnecting")
+            delay = self.backoff_initial
+            while not self._closing:
+                await asyncio.sleep(delay)
+                try:
+                    await self._open()
+                    info = await self._fetch_info()
+                except Exception as e:  # keep trying whatever went wrong; say what it was
+                    log.info("parent still unreachable (%s); next try in %.1fs", e or type(e).__name__, min(delay * 2, self.backoff_max))
+                    if self.conn is not None:
+                        await self.conn.close()
+                        self.conn = None
+                    delay = min(delay * 2, self.backoff_max)
+                    continue
+                if self.info is not None and info.client_address != self.info.client_address:
+                    log.warning("the parent now calls us %s (was %s)", info.client_address, self.info.client_address)
+                log.info("reconnected to the parent as %s", info.client_address)
+                break
+
+    async def ildcp_info(self) -> ildcp.IldcpResponse:
+        if self.info is None:
+            raise ConnectionError("not connected to the parent")
+        return self.info
+
+    async def send_prepare(self, prepare: Prepare) -> Reply:
+        conn = self.conn
+        if conn is None:
+            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the parent is unreachable; moneyd is reconnecting")
+        try:
+            return await conn.send_prepare(prepare)
+        except ConnectionClosed:
+            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the connection to the parent closed")
+        except BtpPeerError as e:
+            return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an error: {e}")
+        except CodecError as e:
+            return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an invalid packet: {e}")
+
+    async def _on_request(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
+        if isinstance(frame, btp.Transfer):
+            return ()
+        entry = btp.find(frame.protocol_data, "ilp")
+        if entry is None:
+            raise RequestRefused("F00", "NotAcceptedError", "no ilp packet in this message")
+        reply = await self.handle_incoming(ilp.decode_prepare(entry.data))
+        return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+        if self.conn is not None:
+            await self.conn.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+
+
+def _safe(url: str) -> str:
+    """The URL without its token, for messages."""
+    head, sep, tail = url.partition("@")
+    if not sep:
+        return url
+    scheme, _, cred = head.partition("://")
+    return f"{scheme}://{cred.split(':')[0]}:***@{tail}"
