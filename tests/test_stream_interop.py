@@ -1,4 +1,5 @@
-"""Our STREAM against the real JS ilp-protocol-stream 2.7.1, through a JS router (ilp-plugin-mini-accounts 4.2.0).
+"""Our STREAM against the real JS ilp-protocol-stream 2.7.1, through a JS router (ilp-plugin-mini-accounts 4.2.0)
+and through our own router (moneyd local).
 
 tests/js/stream-peer.js runs the router, a JS STREAM server and a JS STREAM client; our side is a BTP client of
 the same router (moneyd.btp), with its address from ILDCP. Money, data and close, both directions, both roles.
@@ -8,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import Fulfill, Prepare, Reject, Reply
 from moneyd.wire.oer import UINT64_MAX
 from tests.jsnode import NodeProcess, NodeRunner, free_port
+from tests.routerfixture import start_router
 
 
 def js_events(p: NodeProcess) -> list[dict[str, Any]]:
@@ -92,12 +96,24 @@ async def py_node(port: int, name: str) -> PyNode:
     return node
 
 
-@pytest.fixture
-async def peer(node: NodeRunner) -> AsyncIterator[tuple[NodeProcess, int]]:
-    port = free_port()
-    p = node.start("stream-peer.js", str(port))
-    await p.event("ready")
-    yield p, port
+@pytest.fixture(params=["js-router", "moneyd-router"])
+async def peer(request: pytest.FixtureRequest, node: NodeRunner, tmp_path: Path) -> AsyncIterator[tuple[NodeProcess, int]]:
+    """The JS STREAM peers, on a JS mini-accounts router or on our own router (moneyd local)."""
+    if request.param == "js-router":
+        port = free_port()
+        p = node.start("stream-peer.js", str(port))
+        await p.event("ready")
+        yield p, port
+        return
+    router = await start_router(tmp_path)
+    try:
+        port = router.server.port
+        p = node.start("stream-peer.js", str(port), "XRP", "9", "external", env={"DEBUG": os.environ.get("STREAM_DEBUG", "")})
+        await p.event("ready")
+        yield p, port
+    finally:
+        await router.stop()
+        router.store.close()
 
 
 async def test_our_client_to_js_server(peer: tuple[NodeProcess, int]) -> None:
@@ -105,7 +121,7 @@ async def test_our_client_to_js_server(peer: tuple[NodeProcess, int]) -> None:
     p.send({"cmd": "server"})
     info = await p.event("server")
     me = await py_node(port, "pyclient")
-    assert me.address == "test.peer.pyclient"
+    assert me.address.endswith(".pyclient")
     client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
                           source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
                           config=Config(default_receive_max=UINT64_MAX))
@@ -179,7 +195,7 @@ async def test_js_client_to_our_server(peer: tuple[NodeProcess, int]) -> None:
     assert sent["totalSent"] == "250000" and sent["totalDelivered"] == "250000"
     conn = await asyncio.wait_for(server.accept(), 5)
     assert conn.connection.total_received == 250_000
-    assert conn.connection.destination_account == "test.peer.jsclient"
+    assert (conn.connection.destination_account or "").endswith(".jsclient")
 
     # data JS -> us, and us -> JS on the same stream (the JS client reports and echoes it)
     stream = await asyncio.wait_for(conn.accept_stream(), 5)
@@ -231,7 +247,7 @@ async def test_ten_thousand_packet_payment_to_js_server(peer: tuple[NodeProcess,
     result = await client.send_money(10_000_000, timeout=300)
     assert result.ok and result.delivered == 10_000_000 and result.packets == 10_000, result
     await js_event(p, "server_money", lambda e: e["total"] == "10000000", timeout=30)
-    print(f"\n10,000-packet STREAM payment, our sender -> JS server via JS mini-accounts: "
+    print(f"\n10,000-packet STREAM payment, our sender -> JS server: "
           f"{result.packets / result.seconds:.0f} packets/s ({result.seconds:.2f} s)")
     await client.close(timeout=10)
     await me.btp.close()

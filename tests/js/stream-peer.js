@@ -1,3 +1,4 @@
+// Usage: stream-peer.js <port> [assetCode assetScale] [external]
 // A JS ILP router (ilp-plugin-mini-accounts 4.2.0 on 127.0.0.1:<port>, address test.peer, ILDCP) plus a real
 // ilp-protocol-stream 2.7.1 server and client, each on its own ilp-plugin-btp 1.5.0 client of that router.
 // Packets between router clients are forwarded by destination prefix, like moneyd local.
@@ -19,6 +20,8 @@ const { createServer, createConnection } = require('ilp-protocol-stream')
 const port = Number(process.argv[2])
 const assetCode = process.argv[3] || 'XRP'
 const assetScale = Number(process.argv[4] || 9)
+// "external": no router of our own; the JS peers connect to the router already listening on <port> (our moneyd).
+const external = process.argv[5] === 'external'
 const out = (o) => console.log(JSON.stringify(o))
 
 function watchStream (who, stream) {
@@ -43,19 +46,21 @@ function watchConnection (who, conn) {
 }
 
 async function main () {
-  // With a store, clients may pick their account name (as moneyd local's apps do): test.peer.<username>.
-  const router = new MiniAccounts({
-    port,
-    debugHostIldcpInfo: { clientAddress: 'test.peer', assetScale, assetCode }
-  }, { store: new StoreMemory() })
-  router.registerDataHandler(async (data) => {
-    try {
-      return await router.sendData(data)
-    } catch (e) {
-      return IlpPacket.serializeIlpReject({ code: 'F02', triggeredBy: 'test.peer', message: e.message, data: Buffer.alloc(0) })
-    }
-  })
-  await router.connect()
+  if (!external) {
+    // With a store, clients may pick their account name (as moneyd local's apps do): test.peer.<username>.
+    const router = new MiniAccounts({
+      port,
+      debugHostIldcpInfo: { clientAddress: 'test.peer', assetScale, assetCode }
+    }, { store: new StoreMemory() })
+    router.registerDataHandler(async (data) => {
+      try {
+        return await router.sendData(data)
+      } catch (e) {
+        return IlpPacket.serializeIlpReject({ code: 'F02', triggeredBy: 'test.peer', message: e.message, data: Buffer.alloc(0) })
+      }
+    })
+    await router.connect()
+  }
   const plugin = (name) => new BtpPlugin({ server: `btp+ws://${name}:${name}-secret@127.0.0.1:${port}` })
 
   let server = null
