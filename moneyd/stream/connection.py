@@ -1083,14 +1083,20 @@ class Connection:
             target.total_received += part
             if part:
                 self._events.append(MoneyReceived(sid, part))
+        mentioned = {f.stream_id for f in request.frames if isinstance(f, StreamMoney | StreamData | StreamMaxMoney
+                                                                       | StreamMaxData | StreamMoneyBlocked
+                                                                       | StreamDataBlocked)}
         for s in self._streams.values():
             if s.closing and not s.sent_end and not s.remote_closed and not s.held and not s.has_data_to_send() \
                     and not s.unacked:
                 frames.append(StreamClose(s.id, s.close_code, s.close_message))
                 s.sent_end = s.close_in_reply = True
-            elif not s.sent_end:
+            elif not s.sent_end and (s.id in mentioned or s.adv_receive_max != s.receive_max
+                                     or s.adv_max_offset != s.max_acceptable_offset):
+                # The limits of the streams this packet used, and of any that changed (JS sends all, every time).
                 frames.append(StreamMaxMoney(s.id, s.receive_max, s.total_received))
                 frames.append(StreamMaxData(s.id, s.max_acceptable_offset))
+                s.adv_receive_max, s.adv_max_offset = s.receive_max, s.max_acceptable_offset
         if self.config.receipt_nonce and self.config.receipt_secret:
             for sid in credits:
                 total = self._streams[sid].total_received
