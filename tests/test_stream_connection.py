@@ -449,3 +449,31 @@ def test_config_defaults_are_sane() -> None:
     assert replace(c, max_window=8).max_window == 8
     with pytest.raises(ValueError):
         Connection(b"short", is_server=False, now=0)
+
+
+def test_new_address_is_announced_and_followed() -> None:
+    pair = make_pair()
+    send(pair, 10)
+    pair.client.set_source_account("test.alice2")
+    sid = pair.client.stream_ids()[0]
+    pair.client.set_send_max(sid, 20)
+    pair.run(until=lambda: pair.client.total_sent >= 20)
+    assert RemoteAddress("test.alice2") in pair.server_events
+    assert pair.server.destination_account == "test.alice2"
+
+
+def test_receipts_are_attached_and_verify() -> None:
+    nonce, secret = b"n" * 16, b"s" * 32
+    pair = make_pair(server_config=Config(default_receive_max=UINT64_MAX, receipt_nonce=nonce, receipt_secret=secret))
+    receipts: list[bytes] = []
+    original = pair.client._handle_control_frames
+
+    def spy(frames: tuple[sp.Frame, ...], now: float) -> None:
+        receipts.extend(f.receipt for f in frames if isinstance(f, sp.StreamReceipt))
+        original(frames, now)
+
+    pair.client._handle_control_frames = spy  # type: ignore[method-assign]
+    send(pair, 300)
+    assert receipts
+    last = max((crypto.verify_receipt(r, secret) for r in receipts), key=lambda r: r.total_received)
+    assert (last.nonce, last.stream_id, last.total_received) == (nonce, 1, 300)

@@ -388,8 +388,11 @@ class StreamServer:
         self._new: asyncio.Queue[StreamConnection] = asyncio.Queue()
         self.on_connection: Callable[[StreamConnection, str | None], None] | None = None
 
-    def generate_address_and_secret(self, connection_tag: str = "") -> tuple[str, bytes]:
-        token = crypto.make_token(self.server_secret, connection_tag)
+    def generate_address_and_secret(self, connection_tag: str = "", receipt_nonce: bytes = b"",
+                                    receipt_secret: bytes = b"") -> tuple[str, bytes]:
+        """A fresh destination address and shared secret, as the JS server makes them (RFC 39 receipts are
+        added to Fulfills when a receipt nonce and secret are given)."""
+        token = crypto.make_token(self.server_secret, connection_tag, receipt_nonce, receipt_secret)
         return f"{self.base_address}.{crypto.base64url(token)}", crypto.shared_secret_from_token(
             self.server_secret, token)
 

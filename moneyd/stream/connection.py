@@ -360,6 +360,12 @@ class Connection:
         """Start the handshake (tell our address, probe the rate) even before there is money to send."""
         self._want_rate = True
 
+    def set_source_account(self, address: str) -> None:
+        """Our address changed (a new uplink, say): tell the peer with ConnectionNewAddress."""
+        if address != self.source_account:
+            self.source_account = address
+            self._queued.append(ConnectionNewAddress(address))
+
     def open_stream(self) -> int:
         if self.state is not State.OPEN:
             raise StreamError("connection is closed")
