@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -250,4 +251,45 @@ async def test_ten_thousand_packet_payment_to_js_server(peer: tuple[NodeProcess,
     print(f"\n10,000-packet STREAM payment, our sender -> JS server: "
           f"{result.packets / result.seconds:.0f} packets/s ({result.seconds:.2f} s)")
     await client.close(timeout=10)
+    await me.btp.close()
+
+
+async def test_cross_currency_through_a_js_connector(node: NodeRunner) -> None:
+    """A real ilp-connector (XRP scale 6 -> USD scale 4, spread 0.5%, max packet 100000): probing finds the rate
+    and the maximum packet amount, money arrives converted, and a minimum rate above the path's is refused."""
+    xrp_port, usd_port = free_port(), free_port()
+    connector = node.start("stream-connector.js", str(xrp_port), str(usd_port), "0.005", "100000")
+    await connector.event("ready", timeout=60)
+    p = node.start("stream-peer.js", str(usd_port), "USD", "4", "external")
+    await p.event("ready")
+    p.send({"cmd": "server"})
+    info = await p.event("server", timeout=30)
+    me = await py_node(xrp_port, "payer")
+    assert (me.asset_code, me.asset_scale) == ("XRP", 6)
+    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
+                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale)
+    me.handler = client.handle_prepare
+    rate = await client.connect(timeout=30)
+    assert abs(float(rate) - 0.00995) < 0.00001, rate
+    result = await client.send_money(2_000_000, timeout=60)  # 2 XRP
+    assert result.ok and result.sent == 2_000_000, result
+    print(f"\ncross-currency: rate {float(rate):.6g}, {result.packets} packets, delivered {result.delivered}")
+    assert result.packets >= 20  # at most 100000 per packet: learned from the connector's F08
+    assert 19_890 <= result.delivered <= 19_900  # 2 XRP x 0.01 x 0.995 = 1.99 USD, less rounding per packet
+    got = await js_event(p, "server_money", lambda e: int(e["total"]) == result.delivered, timeout=30)
+    assert int(got["total"]) == result.delivered
+    assert client.connection.remote_asset_code == "USD" and client.connection.remote_asset_scale == 4
+    await client.close(timeout=10)
+
+    # The sender refuses a path whose rate is below its minimum, before any money moves.
+    p.send({"cmd": "server"})
+    info2 = await js_event(p, "server", lambda e: e["destination"] != info["destination"])
+    strict = StreamClient(me.send_prepare, info2["destination"], bytes.fromhex(info2["secret"]),
+                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
+                          config=Config(min_exchange_rate=Fraction(1, 100)))
+    me.handler = strict.handle_prepare
+    refused = await strict.send_money(1_000_000, timeout=30)
+    assert not refused.ok and refused.sent == 0
+    assert "below the minimum acceptable" in (refused.error or "")
+    await strict.aclose()
     await me.btp.close()
