@@ -149,3 +149,23 @@ async def test_failed_link_is_retried_then_succeeds() -> None:
     assert result.ok and result.delivered == 500
     await client.close(timeout=5)
     await server.close()
+
+
+async def test_a_timed_out_payment_stops_sending() -> None:
+    router = Router(max_packet=10)
+    server = StreamServer(BASE, router.send, config=Config(default_receive_max=2**64 - 1))
+    router.server = server
+    address, secret = server.generate_address_and_secret()
+
+    async def slow(prepare: Prepare) -> Reply:
+        await asyncio.sleep(0.02)
+        return await router.send(prepare)
+
+    client = StreamClient(slow, address, secret, config=Config(max_window=2))
+    result = await client.send_money(1_000_000, timeout=0.5)
+    assert not result.ok and "timed out" in (result.error or "")
+    assert 0 < result.sent < 1_000_000 and result.delivered == result.sent
+    await asyncio.sleep(0.3)
+    assert client.connection.total_sent == result.sent  # nothing more left after the payment gave up
+    await client.close(timeout=5)
+    await server.close()

@@ -304,6 +304,7 @@ class StreamConnection:
         start = time.monotonic()
         sent0, delivered0, packets0 = conn.total_sent, conn.total_delivered, conn.packets_sent
         error: str | None = None
+        stream: Stream | None = None
         try:
             stream = self.open_stream()
             await stream.send(amount, timeout)
@@ -311,6 +312,11 @@ class StreamConnection:
             error = self.error or str(e)
         except TimeoutError:
             error = f"timed out after {timeout}s"
+        if error and stream is not None and not stream.closed:
+            stream.close()  # no new money on it; what is in flight finishes
+        if error and self._tasks:
+            # Packets still in flight may yet be fulfilled: count them before reporting what was paid.
+            await asyncio.wait(list(self._tasks), timeout=conn.config.packet_timeout + 1)
         return PaymentResult(amount, conn.total_sent - sent0, conn.total_delivered - delivered0,
                              conn.packets_sent - packets0, conn.exchange_rate, time.monotonic() - start,
                              error if error or conn.total_sent - sent0 >= amount else self.error or "incomplete")
