@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moneyd.stream import crypto
 from moneyd.stream import packet as sp
@@ -477,3 +479,28 @@ def test_receipts_are_attached_and_verify() -> None:
     assert receipts
     last = max((crypto.verify_receipt(r, secret) for r in receipts), key=lambda r: r.total_received)
     assert (last.nonce, last.stream_id, last.total_received) == (nonce, 1, 300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rate=st.fractions(min_value=Fraction(1, 50), max_value=50).filter(lambda r: r > 0),
+    max_packet=st.one_of(st.none(), st.integers(1, 5000)),
+    t04=st.sampled_from([0.0, 0.05, 0.2]),
+    loss=st.sampled_from([0.0, 0.1]),
+    amount=st.integers(1, 20_000),
+    seed=st.integers(0, 1000),
+)
+def test_property_money_is_never_lost_or_overspent(rate: Fraction, max_packet: int | None, t04: float, loss: float,
+                                                   amount: int, seed: int) -> None:
+    pair = make_pair(Path(rate=rate, max_packet=max_packet, t04_chance=t04, loss=loss, seed=seed))
+    sid = pair.client.open_stream()
+    pair.client.set_send_max(sid, amount)
+    pair.run(until=lambda: pair.client.closed or pair.client.stream_totals(sid)[1] >= amount)
+    # Whatever happened, the books agree on both ends and the sender never exceeded its allowance.
+    assert pair.client.total_sent <= amount
+    assert pair.client.total_delivered == pair.server.total_received == received(pair)
+    if not pair.client.closed:
+        assert pair.client.total_sent == amount
+    else:
+        event = pair.client.close_event
+        assert event is not None and event.message  # a failure always says why
