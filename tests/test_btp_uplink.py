@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import os
 import subprocess
@@ -14,14 +13,11 @@ from pathlib import Path
 import pytest
 
 from moneyd.app import StartupError
+from moneyd.server import account_for_token as account
 from moneyd.wire import ilp
 from tests.jsnode import NodeRunner, free_port
 from tests.routerfixture import start_router
 from uplinks.btp import BtpUplink
-
-
-def account(token: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
 
 
 async def start_parent(node: NodeRunner, port: int):  # type: ignore[no-untyped-def]

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from moneyd.app import Router
+from moneyd.server import account_for_token as account
 from tests.jsnode import NodeRunner, free_port
-
-
-def account(token: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
 
 
 async def test_two_js_apps_get_js_moneyd_addresses_and_pay_each_other(node: NodeRunner, router: Router) -> None:
