@@ -169,3 +169,21 @@ async def test_a_timed_out_payment_stops_sending() -> None:
     assert client.connection.total_sent == result.sent  # nothing more left after the payment gave up
     await client.close(timeout=5)
     await server.close()
+
+
+async def test_closed_connections_answer_then_are_pruned() -> None:
+    router = Router()
+    server = StreamServer(BASE, router.send, config=Config(default_receive_max=2**64 - 1))
+    router.server = server
+    address, secret = server.generate_address_and_secret()
+    client = StreamClient(router.send, address, secret)
+    assert (await client.send_money(5)).ok
+    await client.close(timeout=5)
+    assert len(server.connections) == 1
+    (driver,) = server.connections.values()
+    await asyncio.wait_for(driver.wait_closed(), 5)
+    server.prune()  # closed just now: kept, so a late packet still hears ConnectionClose
+    assert len(server.connections) == 1
+    server.prune(older_than=0)
+    assert server.connections == {}
+    await server.close()

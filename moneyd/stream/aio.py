@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SendPrepare = Callable[[Prepare], Awaitable[Reply]]
 WRITE_HIGH_WATER = 256 * 1024
 BLOCKED_CHECK = 0.25
+CLOSED_KEEP = 60.0
 
 
 class PaymentError(Exception):
@@ -175,6 +176,7 @@ class StreamConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self.error: str | None = None
         self.close_event: ConnectionClosed | None = None
+        self.closed_at: float | None = None
         self.on_money: Callable[[int, int], None] | None = None
         self._runner = asyncio.get_running_loop().create_task(self._run())
 
@@ -210,6 +212,7 @@ class StreamConnection:
                     stream._notify()
                 case ConnectionClosed():
                     self.close_event = event
+                    self.closed_at = time.monotonic()
                     if not event.ok:
                         self.error = event.message
                     self._connected.set()
@@ -425,6 +428,7 @@ class StreamServer:
         config = self.config
         if contents.receipt_nonce and contents.receipt_secret:
             config = replace(config, receipt_nonce=contents.receipt_nonce, receipt_secret=contents.receipt_secret)
+        self.prune()
         conn = Connection(secret, is_server=True, now=self._clock(), source_account=self.base_address,
                           asset_code=self.asset_code, asset_scale=self.asset_scale, config=config)
         driver = StreamConnection(conn, self._send_prepare, self._clock)
@@ -434,10 +438,12 @@ class StreamServer:
         self._new.put_nowait(driver)
         return driver.handle_prepare(prepare)
 
-    def prune(self) -> None:
-        """Forget connections closed long enough ago; late packets then get F02, as from the JS server."""
+    def prune(self, older_than: float = CLOSED_KEEP) -> None:
+        """Forget connections closed more than ``older_than`` seconds ago. Until then a late packet is answered
+        with ConnectionClose; after, the token starts a fresh connection, as with the JS server."""
+        now = time.monotonic()
         for cid, driver in list(self.connections.items()):
-            if driver.closed and not driver._tasks:
+            if driver.closed_at is not None and now - driver.closed_at >= older_than and not driver._tasks:
                 del self.connections[cid]
 
     async def close(self) -> None:
