@@ -83,7 +83,7 @@ class Config:
     default_receive_max: int = 0  # for streams the peer opens (the JS default is 0 too)
     max_packet_amount: int = UINT64_MAX
     initial_window: int = 4
-    max_window: int = 64
+    max_window: int = 128
     retry_delay_start: float = 0.1
     retry_delay_max: float = 10.0  # stays well under the peer's idle timeout
     max_receiver_rejects: int = 20
