@@ -148,6 +148,12 @@ async def test_our_client_to_js_server(peer: tuple[NodeProcess, int]) -> None:
     await js_event(p, "server_sent")
     assert client.connection.total_received == 4321
 
+    # closing one stream: the JS side sees it end, the connection stays up
+    stream.close()
+    await js_event(p, "server_stream_end", lambda e: e["stream"] == stream.id)
+    await asyncio.wait_for(stream.wait_closed(), 10)
+    assert not client.closed
+
     # close from our side
     await client.close(timeout=10)
     assert client.close_event is not None and client.close_event.ok and not client.close_event.by_remote
