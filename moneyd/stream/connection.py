@@ -567,16 +567,6 @@ class Connection:
             out.append(OutgoingPrepare(seq, self._prepare(now, amount, self._seal(packet), cond)))
         return out
 
-    def _retire_flushed_streams(self) -> None:
-        """While the connection closes, a flushed stream ends without its own StreamClose: the ConnectionClose
-        that follows closes it. (ilp-protocol-stream 2.7.1 can hang in end() when a StreamClose and the
-        ConnectionClose arrive back to back.)"""
-        for s in list(self._streams.values()):
-            if s.closing and not s.sent_end and not s.held and not s.has_data_to_send() and not s.unacked:
-                s.sent_end = True
-                self._retire(s.id)
-                self._events.append(StreamClosed(s.id, s.close_code, s.close_message, False))
-
     def _dest_room_in_source(self, s: _Stream, rate: Fraction) -> int:
         if s.remote_receive_max == UINT64_MAX:
             return UINT64_MAX
@@ -637,8 +627,6 @@ class Connection:
             frames += [StreamMoney(sid, a) for sid, a in money.items()]
         else:
             data = self._take_data(frames)
-        if self.state is State.CLOSING:
-            self._retire_flushed_streams()
         for s in self._streams.values():
             flushed = not s.held and not s.has_data_to_send() and not s.unacked
             if s.closing and not s.sent_end and flushed and not any(sid == s.id for sid, _, _ in data):
@@ -1104,8 +1092,6 @@ class Connection:
         mentioned = {f.stream_id for f in request.frames if isinstance(f, StreamMoney | StreamData | StreamMaxMoney
                                                                        | StreamMaxData | StreamMoneyBlocked
                                                                        | StreamDataBlocked)}
-        if self.state is State.CLOSING:
-            self._retire_flushed_streams()
         for s in self._streams.values():
             if s.closing and not s.sent_end and not s.remote_closed and not s.held and not s.has_data_to_send() \
                     and not s.unacked:
