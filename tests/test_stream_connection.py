@@ -504,3 +504,18 @@ def test_property_money_is_never_lost_or_overspent(rate: Fraction, max_packet: i
     else:
         event = pair.client.close_event
         assert event is not None and event.message  # a failure always says why
+
+
+def test_closed_connection_fulfills_zero_amount_packets_with_connection_close() -> None:
+    server = fresh_server()
+    server.close()
+    assert server.closed
+    reply = server.handle_prepare(prepare_to(SECRET, sp.StreamPacket(5, sp.PacketType.PREPARE, 0,
+                                                                       (sp.StreamClose(1, 1, ""),))), 0)
+    # The JS sender would otherwise resend its StreamClose for ever.
+    assert isinstance(reply, Fulfill)
+    answer = sp.decode_stream_packet(crypto.decrypt(crypto.encryption_key(SECRET), reply.data))
+    assert answer.packet_type == sp.PacketType.FULFILL and answer.sequence == 5
+    assert any(isinstance(f, sp.ConnectionClose) for f in answer.frames)
+    paid = server.handle_prepare(prepare_to(SECRET, sp.StreamPacket(6, sp.PacketType.PREPARE, 0, ()), 10), 0)
+    assert isinstance(paid, Reject) and paid.code == "F99" and server.total_received == 0

@@ -1033,6 +1033,12 @@ class Connection:
         if self.closed:
             code = self.close_event.error_code if self.close_event else ErrorCode.NO_ERROR
             frames.append(ConnectionClose(code, self.close_event.message if self.close_event else ""))
+            fulfillment = crypto.fulfillment(self._fulfillment_key, prepare.data)
+            if prepare.amount == 0 and crypto.condition(fulfillment) == prepare.execution_condition:
+                # No money, so accepting costs nothing; and ilp-protocol-stream 2.7.1 resends a rejected
+                # StreamClose for ever (its end() restarts the send loop on every ConnectionClose it reads).
+                data = self._reply_packet(request.sequence, PacketType.FULFILL, 0, frames)
+                return Fulfill(fulfillment, data)
             return reject()
         for frame in request.frames:
             if isinstance(frame, StreamMoney | StreamData | StreamMaxMoney | StreamMaxData):
