@@ -11,6 +11,15 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm
 fi
 
+missing=""
+for tool in libtoolize:libtool autoconf:autoconf automake:automake make:make g++:g++; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing="$missing ${tool#*:}"
+done
+if [ -n "$missing" ]; then
+  echo "== installing build tools for the native sodium binding of the XRP peer:$missing"
+  as_root apt-get update -qq && as_root apt-get install -y -qq $missing
+fi
+
 echo "== pip install -e .[all,test]"
 python3 -m pip install -q --disable-pip-version-check -e '.[all,test]'
 

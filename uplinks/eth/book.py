@@ -13,6 +13,10 @@ before acknowledging an incoming claim, claim the best incoming claim on chain.
 
 from __future__ import annotations
 
+# isort: off
+from . import _ecc  # noqa: F401  (first: eth-account must be imported through it)
+# isort: on
+
 from dataclasses import dataclass, replace
 from typing import Any
 

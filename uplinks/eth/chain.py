@@ -7,6 +7,10 @@ reported for the transaction that caused it.
 
 from __future__ import annotations
 
+# isort: off
+from . import _ecc  # noqa: F401  (first: eth-account must be imported through it)
+# isort: on
+
 import asyncio
 import secrets
 from dataclasses import dataclass

@@ -11,6 +11,10 @@ Amounts: the uplink's accounting scale is 9, so one base unit is one gwei (1e9 w
 
 from __future__ import annotations
 
+# isort: off
+from . import _ecc  # noqa: F401  (first: eth-account must be imported through it)
+# isort: on
+
 import json
 import re
 from dataclasses import dataclass
