@@ -1,0 +1,141 @@
+"""``moneyd receive``: an SPSP + STREAM receiver, as a local app of the running moneyd."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+
+import typer
+
+from ..localapp import LocalApp, LocalAppError
+from ..spsp import SpspServer
+from ..stream.aio import StreamConnection, StreamServer
+from ..stream.connection import Config
+from ..wire.oer import UINT64_MAX
+
+REPORT_EVERY = 1.0
+
+
+@dataclass
+class Incoming:
+    """What one STREAM connection (one payment, usually) has brought so far."""
+
+    number: int
+    total: int = 0
+    reported: int = 0
+    packets: int = 0
+    started: float = field(default_factory=time.monotonic)
+    done: bool = False
+
+
+class Receiver:
+    def __init__(self, app: LocalApp, as_json: bool) -> None:
+        self.app = app
+        self.as_json = as_json
+        self.stream = StreamServer(app.address, app.send_prepare, asset_code=app.asset_code, asset_scale=app.asset_scale,
+                                   config=Config(default_receive_max=UINT64_MAX))
+        self.stream.on_connection = self._on_connection
+        app.handler = self.stream.handle_prepare
+        self.spsp = SpspServer(self.stream.generate_address_and_secret, asset_code=app.asset_code,
+                               asset_scale=app.asset_scale)
+        self.payments: dict[int, Incoming] = {}
+        self.total = 0
+
+    def emit(self, event: str, text: str, **fields: object) -> None:
+        if self.as_json:
+            typer.echo(json.dumps({"event": event, **fields}))
+        else:
+            typer.echo(text)
+
+    def _on_connection(self, conn: StreamConnection, tag: str | None) -> None:
+        inc = Incoming(len(self.payments) + 1)
+        self.payments[id(conn)] = inc
+
+        def money(stream_id: int, amount: int) -> None:
+            inc.total += amount
+            inc.packets += 1
+            self.total += amount
+
+        conn.on_money = money
+        task = asyncio.ensure_future(conn.wait_closed())
+        task.add_done_callback(lambda _t: self._closed(inc))
+
+    def _closed(self, inc: Incoming) -> None:
+        inc.done = True
+        self.report(inc, final=True)
+
+    def report(self, inc: Incoming, final: bool = False) -> None:
+        if inc.total == inc.reported and not final:
+            return
+        inc.reported = inc.total
+        seconds = time.monotonic() - inc.started
+        asset = f"{self.app.asset_code} base units (scale {self.app.asset_scale})"
+        if final:
+            self.emit("payment", f"payment #{inc.number}: received {inc.total:,} {asset} in {inc.packets:,} packets, "
+                      f"{seconds:.1f}s", payment=inc.number, amount=inc.total, packets=inc.packets,
+                      seconds=round(seconds, 3), total=self.total)
+        else:
+            self.emit("progress", f"payment #{inc.number}: {inc.total:,} so far", payment=inc.number,
+                      amount=inc.total, packets=inc.packets, total=self.total)
+
+    async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
+        await self.spsp.start(host, port)
+        shown = "localhost" if host in ("127.0.0.1", "::1") else host
+        url = f"http://{shown}:{self.spsp.port}/"
+        self.emit("ready", f"receiving as {self.app.address} ({self.app.asset_code}, scale {self.app.asset_scale})\n"
+                  f"SPSP URL: {url}  (pay it with: moneyd pay {url} AMOUNT)\n"
+                  "a $payment-pointer needs https on port 443: put this behind a TLS proxy to use one. Ctrl-C stops.",
+                  url=url, address=self.app.address, asset_code=self.app.asset_code, asset_scale=self.app.asset_scale)
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), REPORT_EVERY)
+                for inc in self.payments.values():
+                    if not inc.done:
+                        self.report(inc)
+                if self.app.reader.done():
+                    raise LocalAppError("moneyd closed the connection")
+        finally:
+            await self.spsp.stop()
+            await self.stream.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("receive")
+    def receive_command(
+        host: str = typer.Option("127.0.0.1", "--host", help="Where the SPSP server listens."),
+        port: int = typer.Option(8787, "--port", min=0, max=65535, help="SPSP server port (0: any free port)."),
+        via: str | None = typer.Option(None, "--via", help="moneyd to receive through (default btp+ws://localhost:7768)."),
+        as_json: bool = typer.Option(False, "--json", help="Print events as JSON lines."),
+    ) -> None:
+        """Receive payments: serve an SPSP endpoint and take STREAM payments through the running moneyd."""
+
+        async def main() -> None:
+            try:
+                local = await LocalApp.connect(via)
+            except LocalAppError as e:
+                typer.echo(f"moneyd: error: {e}", err=True)
+                raise typer.Exit(1) from None
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            receiver = Receiver(local, as_json)
+            try:
+                await receiver.run(host, port, stop)
+            except OSError as e:
+                typer.echo(f"moneyd: error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+                raise typer.Exit(1) from None
+            except LocalAppError as e:
+                typer.echo(f"moneyd: error: {e}", err=True)
+                raise typer.Exit(1) from None
+            finally:
+                await local.close()
+            receiver.emit("stopped", f"stopped; received {receiver.total:,} in all", total=receiver.total)
+
+        asyncio.run(main())

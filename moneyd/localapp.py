@@ -1,0 +1,112 @@
+"""moneyd's own commands as local apps: a BTP client of the running moneyd, with its address from ILDCP.
+
+``moneyd pay`` and ``moneyd receive`` connect to 127.0.0.1:7768 exactly as any other app (ilp-plugin-btp) does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .btp.connection import (
+    BtpConnection,
+    BtpPeerError,
+    ConnectionClosed,
+    RequestRefused,
+    connect,
+    parse_btp_url,
+)
+from .wire import btp, ildcp, ilp
+from .wire.btp import ProtocolData
+from .wire.errors import CodecError
+from .wire.ilp import ErrorCode, Prepare, Reject, Reply
+
+DEFAULT_URL = "btp+ws://localhost:7768"
+
+IncomingHandler = Callable[[Prepare], Reply]
+
+
+class LocalAppError(Exception):
+    """Cannot reach or use the local moneyd; the message says what to do."""
+
+
+def app_url(via: str | None) -> str:
+    """The BTP URL to use: ``via`` as given, else the local moneyd with a fresh random token (a new account)."""
+    url = via or DEFAULT_URL
+    try:
+        target = parse_btp_url(url)
+    except ValueError as e:
+        raise LocalAppError(str(e)) from None
+    if target.token:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://:{os.urandom(16).hex()}@{rest}"
+
+
+@dataclass
+class LocalApp:
+    conn: BtpConnection
+    reader: asyncio.Task[None]
+    address: str
+    asset_code: str
+    asset_scale: int
+    handler: IncomingHandler | None = field(default=None)
+
+    @classmethod
+    async def connect(cls, via: str | None = None, timeout: float = 10.0) -> LocalApp:
+        url = app_url(via)
+        holder: list[LocalApp] = []
+
+        async def on_request(frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
+            if isinstance(frame, btp.Transfer):
+                return ()
+            entry = btp.find(frame.protocol_data, "ilp")
+            if entry is None:
+                raise RequestRefused("F00", "NotAcceptedError", "no ilp packet in this message")
+            prepare = ilp.decode_prepare(entry.data)
+            app = holder[0] if holder else None
+            reply: Reply
+            if app is None or app.handler is None:
+                reply = Reject(ErrorCode.F02_UNREACHABLE, app.address if app else "", "nothing receives here")
+            else:
+                reply = app.handler(prepare)
+            return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+
+        shown = url.split("@")[-1]
+        try:
+            conn, reader = await connect(url, on_request, timeout=timeout, label="moneyd")
+        except (OSError, TimeoutError) as e:
+            raise LocalAppError(
+                f"no moneyd answers at {shown} ({e or type(e).__name__}); start one with `moneyd local` "
+                "or `moneyd xrp:start`, or name another with --via"
+            ) from None
+        except BtpPeerError as e:
+            raise LocalAppError(f"moneyd at {shown} refused us: {e}") from None
+        try:
+            reply = await conn.send_prepare(ildcp.request())
+            if not isinstance(reply, ilp.Fulfill):
+                raise LocalAppError(f"moneyd at {shown} refused ILDCP: {reply.code} {reply.message}")
+            info = ildcp.parse_fulfill(reply)
+        except (ConnectionClosed, BtpPeerError, CodecError, TimeoutError) as e:
+            await conn.close()
+            raise LocalAppError(f"moneyd at {shown} did not tell us our address: {e}") from None
+        app = cls(conn, reader, info.client_address, info.asset_code, info.asset_scale)
+        holder.append(app)
+        return app
+
+    async def send_prepare(self, prepare: Prepare) -> Reply:
+        try:
+            return await self.conn.send_prepare(prepare)
+        except ConnectionClosed:
+            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self.address, "the connection to moneyd closed")
+        except (BtpPeerError, CodecError) as e:
+            return Reject(ErrorCode.T00_INTERNAL_ERROR, self.address, f"moneyd answered with an error: {e}")
+
+    async def close(self) -> None:
+        await self.conn.close()
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.reader
