@@ -1,10 +1,10 @@
-// ilp-protocol-stream 2.7.1 (and the 1.8.9 copy under ilp-protocol-spsp) assigns `this.closed` in the
+// ilp-protocol-stream 2.7.1 (dist/src/stream.js; and the 1.8.9 copies, src/stream.js, under ilp-spsp) assigns `this.closed` in the
 // DataAndMoneyStream constructor, but Node >= 18 makes `closed` a getter-only, non-configurable property of
 // Readable.prototype, so createStream() throws (interledgerjs issue 284). Once that module is compiled, give
 // its class an own `closed` accessor that stores the flag per instance.
 'use strict'
 const Module = require('module')
-const TARGET = /ilp-protocol-stream[\\/]dist[\\/]src[\\/]stream\.js$/
+const TARGET = /ilp-protocol-stream[\\/](?:dist[\\/])?src[\\/]stream\.js$/
 
 function shadowClosed (exportsObj) {
   const Cls = exportsObj && exportsObj.DataAndMoneyStream
