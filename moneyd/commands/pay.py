@@ -27,6 +27,7 @@ class PayOptions:
     slippage: Fraction
     timeout: float
     as_json: bool
+    max_packet_amount: int | None = None
 
 
 class PayFailed(Exception):
@@ -57,7 +58,8 @@ async def pay(opts: PayOptions) -> tuple[PaymentResult, dict[str, Any]]:
         _say(opts, f"paying {opts.amount.describe(amount, app.asset_code, app.asset_scale)} to {spsp.destination_account}")
         client = StreamClient(app.send_prepare, spsp.destination_account, spsp.shared_secret,
                               source_account=app.address, asset_code=app.asset_code, asset_scale=app.asset_scale,
-                              config=Config(slippage=opts.slippage))
+                              config=Config(slippage=opts.slippage,
+                                            max_packet_amount=opts.max_packet_amount or UINT64_MAX))
         app.handler = client.handle_prepare
         try:
             try:
@@ -113,6 +115,8 @@ def register(app: typer.Typer) -> None:
                                            help="Refuse a rate more than this fraction below the probed one."),
         timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait for progress before giving up."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result."),
+        max_packet_amount: int | None = typer.Option(None, "--max-packet-amount", min=1,
+                                                     help="Never send more than this many base units in one packet."),
     ) -> None:
         """Pay RECEIVER: resolve it by SPSP, then stream AMOUNT with STREAM through the running moneyd."""
         try:
@@ -123,7 +127,8 @@ def register(app: typer.Typer) -> None:
             pass
         else:
             raise typer.BadParameter("give a payment pointer ($host/path) or an https URL", param_hint="RECEIVER")
-        opts = PayOptions(receiver, parsed, via, Fraction(max_slippage).limit_denominator(10**9), timeout, as_json)
+        opts = PayOptions(receiver, parsed, via, Fraction(max_slippage).limit_denominator(10**9), timeout, as_json,
+                          max_packet_amount)
         try:
             result, info = asyncio.run(pay(opts))
         except PayFailed as e:
