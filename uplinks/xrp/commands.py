@@ -1,0 +1,250 @@
+"""``moneyd xrp:configure`` and ``moneyd xrp:info``.
+
+xrpl-py is imported inside the commands: it is heavy, and the CLI loads every plugin at startup. Secrets never go to the config file: they live
+in the OS keyring (moneyd.secrets), and ``MONEYD_XRP_SECRET`` overrides it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import typer
+
+from moneyd.amounts import AmountError, parse_amount
+from moneyd.config import Config, ConfigError
+from moneyd.secrets import SecretError, SecretStore
+
+if TYPE_CHECKING:
+    from xrpl.wallet import Wallet
+
+SECRET_ENV = "MONEYD_XRP_SECRET"
+DEFAULT_CHANNEL_DROPS = 10_000_000
+SERVERS = {False: "wss://s1.ripple.com", True: "wss://s.altnet.rippletest.net:51233"}
+FEE_ALLOWANCE = 20  # transactions' worth of fees kept aside (create, fund, claims, close)
+
+
+class ConfigureError(Exception):
+    """Configuration stops here; nothing was written."""
+
+
+@dataclass
+class Settings:
+    parent: str
+    xrp_server: str
+    name: str
+    secret: str
+    channel_amount: int
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"moneyd: error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        return Config.load(path)
+    except ConfigError as e:
+        raise fail(str(e)) from None
+
+
+def xrp(drops: int) -> str:
+    return f"{Decimal(drops).scaleb(-6).normalize():f} XRP"
+
+
+def parse_drops(text: str, what: str) -> int:
+    try:
+        amount = parse_amount(text)
+        return amount.to_base_units("XRP", 6)
+    except AmountError as e:
+        raise typer.BadParameter(str(e), param_hint=what) from None
+
+
+def wallet_for(secret: str) -> Wallet:
+    from xrpl.wallet import Wallet
+
+    try:
+        return Wallet.from_seed(secret.strip())
+    except Exception:
+        raise ConfigureError("that is not an XRP secret (a family seed starting with 's')") from None
+
+
+def read_js_config(path: Path) -> dict[str, str]:
+    """The settings of a JS moneyd config (~/.moneyd.json): version 0 (flat) or version 1 (uplinks.xrp.options)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigureError(f"cannot read the JS moneyd config {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigureError(f"{path} is not a JS moneyd config")
+    if data.get("version") is None:
+        keys = {"secret": "secret", "parent": "parent", "name": "name", "rippled": "xrp_server"}
+        return {ours: str(data[theirs]) for theirs, ours in keys.items() if data.get(theirs)}
+    options = ((data.get("uplinks") or {}).get("xrp") or {}).get("options")
+    if not isinstance(options, dict) or not isinstance(options.get("secret"), str):
+        raise ConfigureError(f"{path} has no XRP uplink (uplinks.xrp.options with a secret)")
+    found = {"secret": options["secret"]}
+    if isinstance(options.get("xrpServer"), str):
+        found["xrp_server"] = options["xrpServer"]
+    server = options.get("server")
+    if isinstance(server, str):
+        parts = urlsplit(server)
+        if parts.hostname:
+            found["parent"] = parts.hostname + (f":{parts.port}" if parts.port else "")
+            found["name"] = unquote(parts.username or "")
+    return found
+
+
+async def check_funds(s: Settings, address: str) -> tuple[int, int]:
+    """(balance, needed) in drops; raises ConfigureError when the account cannot open the channel."""
+    from .ledger import LedgerError, XrpLedger
+
+    try:
+        async with await XrpLedger.connect(s.xrp_server) as ledger:
+            account = await ledger.account(address)
+            base, inc = await ledger.reserves()
+            fee = await ledger.fee()
+    except LedgerError as e:
+        raise ConfigureError(str(e)) from None
+    if account is None:
+        raise ConfigureError(
+            f"the account {address} does not exist on {s.xrp_server}: send it at least "
+            f"{xrp(base + inc + s.channel_amount + FEE_ALLOWANCE * fee)} first")
+    needed = base + inc * (account.owner_count + 1) + s.channel_amount + FEE_ALLOWANCE * fee
+    if account.balance < needed:
+        raise ConfigureError(
+            f"the account {address} holds {xrp(account.balance)}; it needs {xrp(needed)} (reserve "
+            f"{xrp(base + inc * (account.owner_count + 1))} + channel {xrp(s.channel_amount)} + fees)")
+    return account.balance, needed
+
+
+def _ask(value: str | None, flag: str, prompt: str, default: str | None = None, hide: bool = False) -> str:
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        if default is not None:
+            return default
+        raise typer.BadParameter(f"give it with {flag} (no terminal to ask on)", param_hint=flag)
+    answer: str = typer.prompt(prompt, default=default, hide_input=hide)
+    return answer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("xrp:configure")
+    def configure(
+        ctx: typer.Context,
+        parent: str | None = typer.Option(None, "--parent", help="The parent ILSP: host[:port], or a btp+ws(s):// base URL."),
+        xrp_server: str | None = typer.Option(None, "--xrp-server", help="rippled WebSocket URL (wss://…)."),
+        name: str | None = typer.Option(None, "--name", help="Your account name at the parent (default: random)."),
+        secret_file: Path | None = typer.Option(None, "--secret-file", help=f"Read the XRP secret from this file (else ${SECRET_ENV} or a prompt)."),
+        channel_amount: str | None = typer.Option(None, "--channel-amount", help="Channel size: drops, or with a unit (10XRP). Default 10 XRP."),
+        import_js: Path | None = typer.Option(None, "--import-js", help="Take the settings of a JS moneyd config (~/.moneyd.json)."),
+        force: bool = typer.Option(False, "--force", "-f", help="Replace an existing xrp configuration."),
+    ) -> None:
+        """Set up the XRP uplink: check the account can fund a channel, keep the secret in the OS keyring."""
+        testnet: bool = ctx.obj.testnet
+        cfg = load_config(ctx.obj.config_path)
+        if cfg.section("xrp") is not None and not force:
+            raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
+        try:
+            imported = read_js_config(import_js) if import_js else {}
+            if secret_file is not None:
+                try:
+                    secret = secret_file.read_text(encoding="utf-8").strip()
+                except OSError as e:
+                    raise typer.BadParameter(f"cannot read {secret_file}: {e.strerror or e}", param_hint="--secret-file") from None
+            else:
+                secret = os.environ.get(SECRET_ENV) or imported.get("secret") or _ask(None, "--secret-file", "XRP secret", hide=True)
+            wallet = wallet_for(secret)
+            settings = Settings(
+                parent=_ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
+                xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
+                name=name if name is not None else imported.get("name") or os.urandom(8).hex(),
+                secret=secret.strip(),
+                channel_amount=parse_drops(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_DROPS,
+            )
+            if not settings.xrp_server.startswith(("ws://", "wss://")):
+                raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
+            typer.echo(f"checking {wallet.address} on {settings.xrp_server} …", err=True)
+            balance, needed = asyncio.run(check_funds(settings, wallet.address))
+            store = SecretStore(testnet=testnet)
+            store.set(f"xrp:{wallet.address}", settings.secret)
+        except (ConfigureError, SecretError) as e:
+            raise fail(str(e)) from None
+        cfg.set_section("xrp", {"parent": settings.parent, "xrp_server": settings.xrp_server, "name": settings.name,
+                                "address": wallet.address, "channel_amount": settings.channel_amount})
+        cfg.save()
+        typer.echo(f"saved the xrp uplink to {cfg.path}; the secret is in {store.where}")
+        typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
+
+    @app.command("xrp:info")
+    def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """Your XRP account: balance, reserve, what is available, and your payment channels."""
+        cfg = load_config(ctx.obj.config_path)
+        section = cfg.section("xrp")
+        if section is None or not isinstance(section.get("address"), str):
+            raise fail(f"no xrp uplink in {cfg.path}; run `moneyd xrp:configure` first")
+        address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
+        from .ledger import LedgerError
+
+        try:
+            report = asyncio.run(_info(address, server))
+        except LedgerError as e:
+            raise fail(str(e)) from None
+        if as_json:
+            typer.echo(json.dumps(report))
+            return
+        _print_info(report)
+
+
+async def _info(address: str, server: str) -> dict[str, Any]:
+    from .ledger import XrpLedger
+
+    async with await XrpLedger.connect(server) as ledger:
+        account = await ledger.account(address)
+        base, inc = await ledger.reserves()
+        channels = await ledger.channels(address) if account else []
+    if account is None:
+        return {"address": address, "server": server, "exists": False, "balance": 0, "reserve": base,
+                "available": 0, "channels": []}
+    reserve = base + inc * account.owner_count
+    return {
+        "address": address, "server": server, "exists": True, "balance": account.balance, "reserve": reserve,
+        "available": max(0, account.balance - reserve),
+        "channels": [{"id": c.channel_id, "destination": c.destination, "amount": c.amount, "balance": c.balance,
+                      "remaining": c.amount - c.balance, "settle_delay": c.settle_delay, "expiration": c.expiration,
+                      "cancel_after": c.cancel_after} for c in channels],
+    }
+
+
+def _print_info(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not report["exists"]:
+        console.print(f"account {report['address']} does not exist on {report['server']} yet (reserve {xrp(report['reserve'])})")
+        return
+    console.print(f"account   {report['address']}  ({report['server']})")
+    console.print(f"balance   {xrp(report['balance'])}")
+    console.print(f"reserve   {xrp(report['reserve'])}")
+    console.print(f"available {xrp(report['available'])}")
+    if not report["channels"]:
+        console.print("no payment channels")
+        return
+    table = Table(title="payment channels from this account")
+    for col in ("channel", "to", "amount", "claimed", "remaining", "settle delay", "closing at"):
+        table.add_column(col)
+    for c in report["channels"]:
+        closing = c["expiration"] or c["cancel_after"]
+        table.add_row(c["id"][:16] + "…", c["destination"], xrp(c["amount"]), xrp(c["balance"]), xrp(c["remaining"]),
+                      f"{c['settle_delay']} s", "-" if closing is None else f"ledger time {closing}")
+    console.print(table)
