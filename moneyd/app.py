@@ -161,9 +161,17 @@ async def serve_until_signalled(router: Router, announce: Callable[[str], None])
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    announce("moneyd: shutting down")
+    waits = [asyncio.ensure_future(stop.wait())]
+    if router.uplink is not None:
+        waits.append(asyncio.ensure_future(router.uplink.failed.wait()))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    failure = router.uplink.failure if router.uplink is not None else None
+    announce("moneyd: shutting down" if failure is None else f"moneyd: the uplink stopped: {failure}; shutting down")
     await router.stop()
+    if failure is not None:
+        raise StartupError(failure)
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:

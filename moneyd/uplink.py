@@ -8,6 +8,7 @@ point names an :class:`UplinkPlugin`, which adds its commands (``NAME:configure`
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ class Uplink(abc.ABC):
 
     def __init__(self) -> None:
         self._incoming: PrepareHandler | None = None
+        # Set when the uplink cannot go on (say the parent closed our channel): moneyd then shuts down.
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        """Give up for good: moneyd stops, saying ``reason``."""
+        self.failure = reason
+        self.failed.set()
 
     def set_prepare_handler(self, handler: PrepareHandler) -> None:
         """Where Prepares that the parent sends us go (the router's inbound pipeline)."""

@@ -77,6 +77,14 @@ def wallet_for(secret: str) -> Wallet:
         raise ConfigureError("that is not an XRP secret (a family seed starting with 's')") from None
 
 
+def wallet_for_quiet(secret: str) -> str | None:
+    """The address of ``secret``, or None when it is not a seed."""
+    try:
+        return wallet_for(secret).address
+    except ConfigureError:
+        return None
+
+
 def read_js_config(path: Path) -> dict[str, str]:
     """The settings of a JS moneyd config (~/.moneyd.json): version 0 (flat) or version 1 (uplinks.xrp.options)."""
     try:
@@ -185,6 +193,47 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"saved the xrp uplink to {cfg.path}; the secret is in {store.where}")
         typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
 
+    @app.command("xrp:start")
+    def start(
+        ctx: typer.Context,
+        host: str = typer.Option("127.0.0.1", "--host", envvar="MONEYD_BIND_IP", help="Address local apps connect to."),
+        port: int = typer.Option(7768, "--port", envvar="MONEYD_BIND_PORT"),
+        allow_origin: str | None = typer.Option(None, "--allow-origin", help="Regex of browser origins allowed to connect."),
+        unsafe_allow_extensions: bool = typer.Option(False, "--unsafe-allow-extensions"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    ) -> None:
+        """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
+        from moneyd.app import run
+        from moneyd.commands.local import server_options
+        from moneyd.store import Store
+
+        from .uplink import XrpSettings, XrpUplink
+
+        testnet: bool = ctx.obj.testnet
+        cfg = load_config(ctx.obj.config_path)
+        section = cfg.section("xrp")
+        if section is None or not isinstance(section.get("address"), str):
+            raise fail(f"no xrp uplink in {cfg.path}; run `moneyd xrp:configure` first")
+        settings = server_options(host, port, allow_origin, unsafe_allow_extensions)
+        try:
+            secret = SecretStore(testnet=testnet).get(f"xrp:{section['address']}", env=SECRET_ENV)
+        except SecretError as e:
+            raise fail(str(e)) from None
+        if secret is None:
+            raise fail(f"no secret for {section['address']} in the keyring; run `moneyd xrp:configure --force` "
+                       f"or set {SECRET_ENV}")
+        if wallet_for_quiet(secret) != section["address"]:
+            raise fail(f"the secret does not belong to {section['address']}; run `moneyd xrp:configure --force`")
+        xrp_settings = XrpSettings(
+            parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
+            xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
+            channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
+        try:
+            uplink = XrpUplink(xrp_settings, store := Store.open_default(testnet))
+        except Exception as e:
+            raise fail(str(e)) from None
+        raise typer.Exit(run(settings, store, uplink, quiet=quiet))
+
     @app.command("xrp:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Your XRP account: balance, reserve, what is available, and your payment channels."""
@@ -203,6 +252,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(report))
             return
         _print_info(report)
+
+
 
 
 async def _info(address: str, server: str) -> dict[str, Any]:

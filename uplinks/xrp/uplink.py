@@ -1,0 +1,459 @@
+"""The XRP uplink: moneyd as the client of a parent running ilp-plugin-xrp-asym-server, settling over XRP
+payment channels.
+
+The protocol decisions live in the pure ClaimBook (book.py) and the message codecs (messages.py); this module
+only moves bytes and ledger transactions around them. The BTP link itself (reconnect with backoff, T01 while
+down, ILDCP) is the plain BTP uplink's; on every (re)connect the asym handshake runs first:
+
+  info → our channel (find or create, then prove it ours) → last_claim → the parent's channel to us (fund_channel)
+
+Money state is durable before it is acknowledged: an incoming claim is committed to the Store before the
+Transfer is answered, and a claim we sign is committed before it is sent. The balance (what the parent owes us)
+is saved with every claim either way and at least once a second while it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xrpl.wallet import Wallet
+
+from moneyd.btp.connection import BtpPeerError, ConnectionClosed, RequestRefused
+from moneyd.store import Store
+from moneyd.wire import btp, ildcp, ilp
+from moneyd.wire.btp import ProtocolData
+from moneyd.wire.ilp import (
+    AmountTooLargeData,
+    ErrorCode,
+    Fulfill,
+    Prepare,
+    Reject,
+    Reply,
+    encode_amount_too_large,
+)
+from uplinks.btp.uplink import BtpUplink
+
+from . import messages
+from .auth import parent_url
+from .book import DEFAULT_FUND_DROPS, ClaimBook
+from .claims import MIN_SETTLE_DELAY, Claim, PayChannel, from_drops, to_drops
+from .errors import BalanceExceeded, ClaimRejected, InsufficientCapacity, ProtocolError, XrpUplinkError
+from .keys import ChannelKey
+from .ledger import LedgerError, XrpLedger
+
+log = logging.getLogger("moneyd.uplink.xrp")
+
+STORE_NAMESPACE = "xrp"
+
+
+@dataclass
+class XrpSettings:
+    parent: str  # host[:port] (btp+wss), or btp+ws(s)://host[:port] to choose the scheme
+    name: str
+    secret: str
+    xrp_server: str
+    channel_drops: int = DEFAULT_FUND_DROPS
+    scale: int = 9
+    claim_interval: float = 60.0  # how often to consider submitting the parent's best claim
+    watch_interval: float = 30.0  # how often to reload both channels from the ledger
+    save_interval: float = 1.0  # the balance is saved at least this often while it changes
+
+
+def btp_url(parent: str, name: str, secret: str) -> str:
+    """The parent's BTP URL with our HMAC-derived token (as the JS moneyd-uplink-xrp builds it)."""
+    for scheme in ("btp+wss", "btp+ws"):
+        prefix = scheme + "://"
+        if parent.startswith(prefix):
+            return parent_url(parent[len(prefix):].rstrip("/"), name, secret, scheme)
+    return parent_url(parent, name, secret)
+
+
+class XrpUplink(BtpUplink):
+    def __init__(self, settings: XrpSettings, store: Store, **btp_options: Any) -> None:
+        try:
+            self.wallet = Wallet.from_seed(settings.secret)
+        except Exception:
+            raise XrpUplinkError("the configured XRP secret is not a valid family seed") from None
+        super().__init__(btp_url(settings.parent, settings.name, settings.secret), **btp_options)
+        self.settings = settings
+        self.store = store
+        self.ledger: XrpLedger | None = None
+        self.book: ClaimBook | None = None
+        self.account = ""  # our ILP address at the parent, as its info reply says
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._settling = False
+
+    # -- connecting ----------------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        try:
+            self.ledger = await XrpLedger.connect(self.settings.xrp_server)
+        except LedgerError as e:
+            raise ConnectionError(str(e)) from None
+        try:
+            await super().connect()
+        except BaseException:
+            await self.ledger.close()
+            raise
+        self._housekeeper = asyncio.create_task(self._housekeeping())
+
+    async def _fetch_info(self) -> ildcp.IldcpResponse:
+        # The asym server answers ILDCP only once both channels are in place: handshake first.
+        await self._handshake()
+        info = await super()._fetch_info()
+        self._maybe_settle()  # prepay up to settle_to, or resend what a lost connection swallowed
+        return info
+
+    async def _handshake(self) -> None:
+        conn, ledger = self.conn, self._ledger()
+        assert conn is not None
+        info = messages.parse_info(await conn.request(messages.info_request()), self.settings.scale)
+        book = self.book
+        if book is None:
+            book = ClaimBook(
+                scale=self.settings.scale,
+                key=ChannelKey.derive(self.settings.secret, info.address),
+                our_address=self.wallet.address,
+                server_address=info.address,
+                fund_drops=self.settings.channel_drops,
+            )
+        elif info.address != book.server_address:
+            raise ProtocolError(f"the parent's XRP address changed from {book.server_address} to {info.address}")
+        self.account = info.account
+        saved = self._load()
+
+        channel = info.channel
+        if channel is None:
+            channel = await self._our_unregistered_channel(book, saved)
+            log.info("registering our payment channel %s with the parent", channel)
+            await conn.request(messages.channel_proof(book.key, channel, info.account))
+        paychan = await ledger.paychan(channel)
+        if paychan is None:
+            raise ProtocolError(
+                f"our payment channel {channel} is gone from the ledger; the parent still expects it "
+                "(configure a new account name with xrp:configure --force)")
+        book.set_outgoing(paychan)
+        if paychan.expiration is not None:
+            log.warning("our payment channel %s is closing (expiration %d); top-ups will fail", channel, paychan.expiration)
+
+        previous = book.sent
+        book.load_last_claim(messages.parse_last_claim(await conn.request(messages.last_claim_request())))
+        assert book.sent is not None
+        if previous is not None and previous.amount > book.sent.amount:
+            # Claims we sent that never arrived: we counted them as paid, so we still owe them.
+            book.balance -= previous.amount - book.sent.amount
+
+        client = info.client_channel
+        if client is None:
+            log.info("asking the parent to open its payment channel to us")
+            client = messages.parse_fund_channel_reply(
+                await conn.request(messages.fund_channel_request(self.wallet.address), timeout=120))
+        incoming = await ledger.paychan(client)
+        if incoming is None:
+            raise ProtocolError(f"the parent's channel {client} to us is not on the ledger")
+        book.set_incoming(incoming)
+        if self.book is None:
+            self._restore(book, saved)
+            self.book = book
+        self._save()
+        log.info(
+            "XRP channels: ours %s (%s of %s drops promised), the parent's %s (%s drops, best claim %s drops)",
+            book.outgoing.channel_id if book.outgoing else "-", to_drops(book.sent.amount, book.scale),
+            paychan.amount, incoming.channel_id, incoming.amount, to_drops(book.best.amount, book.scale))
+
+    async def _our_unregistered_channel(self, book: ClaimBook, saved: dict[str, Any]) -> str:
+        """A channel of ours the parent does not know yet: one we created before a crash, else a new one."""
+        ledger = self._ledger()
+        for c in await ledger.channels(self.wallet.address, book.server_address):
+            if c.public_key == book.key.ledger_public_key and c.expiration is None and c.cancel_after is None:
+                log.info("reusing our unregistered payment channel %s (%d drops)", c.channel_id, c.amount)
+                return c.channel_id
+        drops = self.settings.channel_drops
+        log.info("creating a payment channel of %d drops to %s; waiting for validation", drops, book.server_address)
+        channel = await ledger.create_channel(self.wallet, book.server_address, drops, MIN_SETTLE_DELAY,
+                                              book.key.ledger_public_key)
+        self._save_fields(saved | {"outgoing_channel": channel})
+        return channel
+
+    def _ledger(self) -> XrpLedger:
+        if self.ledger is None:
+            raise ConnectionError("not connected to the XRP ledger")
+        return self.ledger
+
+    # -- durable state -------------------------------------------------------------------------------------
+
+    def _key(self) -> str:
+        return f"{self.wallet.address}>{self.settings.parent}/{self.settings.name}"
+
+    def _load(self) -> dict[str, Any]:
+        saved = self.store.get(STORE_NAMESPACE, self._key(), {})
+        return saved if isinstance(saved, dict) else {}
+
+    def _save_fields(self, fields: dict[str, Any]) -> None:
+        self.store.put(STORE_NAMESPACE, self._key(), fields)
+
+    def _save(self) -> None:
+        """Commit the book's state; returns once it is on disk."""
+        book = self.book
+        if book is None:
+            return
+        snap = book.snapshot()
+        snap["outgoing_channel"] = book.outgoing.channel_id if book.outgoing else None
+        if book.sent is not None:
+            snap["sent_amount"], snap["sent_signature"] = str(book.sent.amount), book.sent.signature_hex
+        self._save_fields(snap)
+        self._dirty = False
+
+    def _restore(self, book: ClaimBook, saved: dict[str, Any]) -> None:
+        if not saved or book.incoming is None or saved.get("incoming_channel") != book.incoming.channel_id:
+            return
+        try:
+            best = Claim(int(saved["best_amount"]), bytes.fromhex(saved["best_signature"]) if saved.get("best_signature") else None)
+            claimed = int(saved.get("claimed", "0"))
+            balance = int(saved.get("balance", "0"))
+        except (KeyError, ValueError, TypeError) as e:
+            log.error("ignoring unreadable saved XRP uplink state: %s", e)
+            return
+        if best.signature is not None and not book.restore_best(best) and best.amount > book.best.amount:
+            log.error("the saved best claim (%d units) does not verify against channel %s", best.amount, book.incoming.channel_id)
+        book.claimed = max(book.claimed, claimed)
+        book.balance = balance
+        log.info("restored: best incoming claim %d units, balance %d", book.best.amount, book.balance)
+
+    # -- packets and claims --------------------------------------------------------------------------------
+
+    async def send_prepare(self, prepare: Prepare) -> Reply:
+        reply = await super().send_prepare(prepare)
+        if isinstance(reply, Fulfill) and prepare.amount > 0 and self.book is not None:
+            try:
+                self.book.outgoing_fulfilled(prepare.amount)
+            except BalanceExceeded as e:  # only with a configured minimum; the parent was paid, so log it
+                log.error("%s", e)
+            self._dirty = True
+            self._maybe_settle()
+        return reply
+
+    async def _on_request(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
+        if isinstance(frame, btp.Transfer):
+            await self._on_claim(frame.protocol_data)
+            return ()
+        try:
+            refreshed = messages.parse_channel_refresh(frame.protocol_data)
+        except ProtocolError as e:
+            raise RequestRefused("F01", "InvalidFieldsError", str(e)) from None
+        if refreshed is not None:
+            await self._refresh_incoming(refreshed)
+            return ()
+        entry = btp.find(frame.protocol_data, "ilp")
+        if entry is None:
+            raise RequestRefused("F00", "NotAcceptedError", "no ilp packet in this message")
+        prepare = ilp.decode_prepare(entry.data)
+        book = self.book
+        if book is None:
+            reply: Reply = Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "moneyd is not ready yet")
+        elif prepare.amount > book.settings.maximum:
+            # It could never fit under the balance limit: F08 makes a STREAM sender split it (T04 would not).
+            reply = Reject(
+                ErrorCode.F08_AMOUNT_TOO_LARGE, self._address,
+                f"packet size too large. maxAmount={book.settings.maximum} actualAmount={prepare.amount}",
+                encode_amount_too_large(AmountTooLargeData(prepare.amount, book.settings.maximum)))
+        else:
+            try:
+                book.prepare_incoming(prepare.amount)
+            except BalanceExceeded as e:
+                reply = Reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self._address, str(e))
+            else:
+                self._dirty = True
+                reply = await self.handle_incoming(prepare)
+                if isinstance(reply, Reject):
+                    book.incoming_rejected(prepare.amount)
+        return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+
+    async def _on_claim(self, protocol_data: Sequence[ProtocolData]) -> None:
+        book = self.book
+        if book is None:
+            raise RequestRefused("T00", "UnreachableError", "not ready for claims yet")
+        try:
+            claim = messages.parse_claim(protocol_data)
+            assert claim.signature is not None
+            try:
+                added = book.receive_claim(claim.amount, claim.signature)
+            except ClaimRejected as e:
+                if e.reason != "too_large" or book.incoming is None:
+                    raise
+                # The parent may have topped its channel up before telling us: look, then judge again.
+                await self._refresh_incoming(book.incoming.channel_id)
+                added = book.receive_claim(claim.amount, claim.signature)
+        except (ClaimRejected, ProtocolError) as e:
+            log.warning("refused a claim from the parent: %s", e)
+            raise RequestRefused("F00", "NotAcceptedError", f"claim refused: {e}") from None
+        if added:
+            self._save()  # durable before the Transfer is answered
+
+    async def _refresh_incoming(self, channel: str) -> None:
+        book = self.book
+        if book is None:
+            return
+        try:
+            paychan = await self._ledger().paychan(channel)
+        except LedgerError as e:
+            log.warning("cannot reload the parent's channel %s: %s", channel, e)
+            return
+        if paychan is None:
+            log.warning("the parent's channel %s is not on the ledger", channel)
+            return
+        try:
+            book.set_incoming(paychan)
+        except XrpUplinkError as e:
+            log.error("%s", e)
+            await self._parent_closing(str(e))
+
+    def _maybe_settle(self) -> None:
+        """Pay the parent when the balance calls for it: sign, commit, then send (never two at once)."""
+        book, conn = self.book, self.conn
+        if book is None or conn is None or self._settling:
+            return
+        try:
+            settlement = book.settle()
+        except InsufficientCapacity as e:
+            log.info("%s", e)
+            self._start_topup()
+            return
+        if settlement is None:
+            if book.needs_topup():
+                self._start_topup()
+            return
+        self._save()
+        self._settling = True
+        self._spawn(self._send_claim(conn, settlement.amount, settlement.claim))
+        if book.needs_topup():
+            self._start_topup()
+
+    async def _send_claim(self, conn: Any, amount: int, claim: Claim) -> None:
+        try:
+            await conn.transfer(amount, messages.claim_data(claim), timeout=30)
+        except (BtpPeerError, ConnectionClosed, TimeoutError) as e:
+            # Claims are cumulative: the next one carries this amount too, and a reconnect re-reads last_claim.
+            log.warning("the parent did not take our claim for %d units: %s", claim.amount, e or type(e).__name__)
+        finally:
+            self._settling = False
+        self._maybe_settle()
+
+    def _start_topup(self) -> None:
+        book = self.book
+        if book is None or book.funding or book.outgoing is None:
+            return
+        book.topup_started()
+        self._spawn(self._topup(book, book.outgoing.channel_id))
+
+    async def _topup(self, book: ClaimBook, channel: str) -> None:
+        paychan: PayChannel | None = None
+        try:
+            log.info("adding %d drops to our payment channel %s", book.fund_drops, channel)
+            await self._ledger().fund_channel(self.wallet, channel, book.fund_drops)
+            paychan = await self._ledger().paychan(channel)
+        except (LedgerError, ConnectionError) as e:
+            log.error("topping up our payment channel failed: %s", e)
+        finally:
+            book.topup_finished(paychan)
+        if paychan is not None and self.conn is not None:
+            try:
+                await self.conn.request(messages.channel_proof(book.key, channel, self.account))
+            except (BtpPeerError, ConnectionClosed, TimeoutError) as e:
+                log.warning("the parent did not take our channel refresh: %s", e or type(e).__name__)
+            log.info("our payment channel now holds %d drops", paychan.amount)
+            self._maybe_settle()
+
+    # -- the ledger side: submitting claims, watching channels ---------------------------------------------
+
+    async def submit_best_claim(self, *, closing: bool = False) -> bool:
+        """Cash the parent's best claim on the ledger when worth it (always when ``closing``, if it gains more
+        than the fee). True when a claim was submitted and validated."""
+        book, ledger = self.book, self.ledger
+        if book is None or ledger is None or book.incoming is None:
+            return False
+        fee = await ledger.fee()
+        claim = book.claim_to_submit(fee, force=closing)
+        if claim is None or claim.signature is None:
+            return False
+        if closing and from_drops(fee, book.scale) >= claim.amount - book.claimed:
+            return False
+        drops = to_drops(claim.amount, book.scale)
+        log.info("claiming %d drops from the parent's channel %s", drops, book.incoming.channel_id)
+        await ledger.claim_channel(self.wallet, book.incoming.channel_id, balance=drops, amount=drops,
+                                   signature=claim.signature_hex, public_key=book.incoming.public_key)
+        book.mark_submitted(claim)
+        self._save()
+        return True
+
+    async def _housekeeping(self) -> None:
+        s = self.settings
+        next_claim = time.monotonic() + s.claim_interval
+        next_watch = time.monotonic() + s.watch_interval
+        while True:
+            await asyncio.sleep(s.save_interval)
+            if self._dirty:
+                self._save()
+            now = time.monotonic()
+            try:
+                if now >= next_watch:
+                    next_watch = now + s.watch_interval
+                    await self._watch()
+                if now >= next_claim:
+                    next_claim = now + s.claim_interval
+                    await self.submit_best_claim()
+            except (LedgerError, ConnectionError, XrpUplinkError) as e:
+                log.warning("ledger housekeeping: %s", e)
+
+    async def _watch(self) -> None:
+        book = self.book
+        if book is None or book.incoming is None:
+            return
+        await self._refresh_incoming(book.incoming.channel_id)
+        if book.outgoing is not None:
+            ours = await self._ledger().paychan(book.outgoing.channel_id)
+            if ours is None:
+                await self._parent_closing(f"our payment channel {book.outgoing.channel_id} was closed")
+            elif ours.expiration is not None and (book.outgoing.expiration is None):
+                log.warning("our payment channel %s is closing (expiration %d)", ours.channel_id, ours.expiration)
+
+    async def _parent_closing(self, why: str) -> None:
+        """The parent is taking its channel away (or ours is gone): cash what we hold and stop the uplink."""
+        log.error("stopping the XRP uplink: %s", why)
+        with contextlib.suppress(LedgerError, ConnectionError, XrpUplinkError):
+            await self.submit_best_claim(closing=True)
+        self.fail(why)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- stopping ------------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._housekeeper
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), 30)
+        try:
+            await self.submit_best_claim(closing=True)
+        except (LedgerError, ConnectionError, XrpUplinkError) as e:
+            log.warning("could not claim the parent's channel on the way out: %s", e)
+        self._save()
+        await super().close()
+        if self.ledger is not None:
+            await self.ledger.close()
