@@ -228,6 +228,13 @@ def register(app: typer.Typer) -> None:
             parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
             xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
             channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
+        # Advanced, hand-edited: seconds between claim submissions and channel checks on the ledger.
+        for knob in ("claim_interval", "watch_interval"):
+            value = section.get(knob)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
+                setattr(xrp_settings, knob, float(value))
         try:
             uplink = XrpUplink(xrp_settings, store := Store.open_default(testnet))
         except Exception as e:

@@ -1,0 +1,194 @@
+"""`moneyd xrp:start` against a hostile parent: a Python stand-in for the asym server that sends forged,
+too-large, decreasing and malformed claims, or hands us a channel that isn't ours. moneyd refuses each with a
+clear error to the parent and a log line, keeps running, and cashes only the valid best claim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from xrpl.wallet import Wallet
+
+from moneyd.btp.connection import BtpConnection, BtpPeerError, RequestRefused
+from moneyd.wire import btp, ildcp, ilp
+from moneyd.wire.btp import ProtocolData
+from tests.jsnode import free_port
+from tests.test_xrp_uplink import XRP, Moneyd, Setup
+from tests.xrpl_emulator import XrplEmulator
+from uplinks.xrp.claims import sign_claim
+from uplinks.xrp.keys import ChannelKey
+from uplinks.xrp.ledger import XrpLedger
+
+ACCOUNT = "test.fake.alice"
+
+
+class FakeParent:
+    """Speaks the asym server's side of the protocol; ``fund_to`` chooses whom its channel 'to us' pays."""
+
+    def __init__(self, emu: XrplEmulator, fund_to: str | None = None) -> None:
+        self.emu = emu
+        self.wallet = Wallet.create()
+        emu.fund(self.wallet.address, 1000 * XRP)
+        self.key = ChannelKey.from_seed(bytes(range(32)))
+        self.fund_to = fund_to
+        self.channel: str | None = None  # moneyd's channel to us
+        self.client_channel: str | None = None
+        self.conn: BtpConnection | None = None
+        self.connected = asyncio.Event()
+        self.claims_in: list[dict[str, Any]] = []
+        self.port = 0
+        self.server: Any = None
+
+    async def start(self) -> FakeParent:
+        self.server = await serve(self._serve, "127.0.0.1", 0, compression=None)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        conn = BtpConnection(ws, self._handle, "fake-parent")
+        self.conn = conn
+        await conn.run()
+
+    async def _handle(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
+        pd = frame.protocol_data
+        if isinstance(frame, btp.Transfer):
+            self.claims_in.append(json.loads(pd[0].data))
+            return ()
+        names = {p.protocol_name for p in pd}
+        if "auth" in names:
+            return ()
+        if "info" in names:
+            info = {"address": self.wallet.address, "account": ACCOUNT, "currencyScale": 9}
+            if self.channel:
+                info["channel"] = self.channel
+            return (ProtocolData.json("info", json.dumps(info)),)
+        if "channel" in names:
+            self.channel = next(p for p in pd if p.protocol_name == "channel").data.hex().upper()
+            return ()
+        if "last_claim" in names:
+            return (ProtocolData.json("last_claim", json.dumps({"amount": "0"})),)
+        if "fund_channel" in names:
+            async with await XrpLedger.connect(self.emu.url) as ledger:
+                dest = self.fund_to or next(p for p in pd if p.protocol_name == "fund_channel").data.decode()
+                self.client_channel = await ledger.create_channel(self.wallet, dest, 1 * XRP, 3600,
+                                                                  self.key.ledger_public_key)
+            self.connected.set()
+            return (ProtocolData.octets("fund_channel", bytes.fromhex(self.client_channel)),)
+        entry = btp.find(pd, "ilp")
+        if entry is not None:
+            prepare = ilp.decode_prepare(entry.data)
+            reply: ilp.Reply
+            if prepare.destination == "peer.config":
+                reply = ildcp.response(ildcp.IldcpResponse(ACCOUNT, 9, "XRP"))
+            else:
+                reply = ilp.Reject(ilp.ErrorCode.F02_UNREACHABLE, "test.fake", "no route")
+            return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+        raise RequestRefused("F00", "NotAcceptedError", "unknown message")
+
+    async def send_claim(self, amount: int, drops: int | None = None, key: ChannelKey | None = None,
+                         raw: bytes | None = None) -> None:
+        """Send moneyd a Transfer with a claim for ``amount`` base units, signed over ``drops`` with ``key``."""
+        assert self.conn is not None and self.client_channel is not None
+        if raw is None:
+            sig = sign_claim(key or self.key, self.client_channel, drops if drops is not None else -(-amount // 1000))
+            raw = json.dumps({"amount": str(amount), "signature": sig.hex()}).encode()
+        await self.conn.transfer(amount, [ProtocolData("claim", 2, raw)])
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+async def hostile(xrpl_emulator: XrplEmulator, tmp_path: Path) -> AsyncIterator[tuple[Setup, FakeParent]]:
+    fake = await FakeParent(xrpl_emulator).start()
+    client = Wallet.create()
+    xrpl_emulator.fund(client.address, 100 * XRP)
+    s = Setup(xrpl_emulator, None, client, tmp_path)  # type: ignore[arg-type]
+    code, _, err = await s.cli("xrp:configure", "--parent", f"btp+ws://127.0.0.1:{fake.port}",
+                               "--xrp-server", xrpl_emulator.url, "--name", "alice")
+    assert code == 0, err
+    try:
+        yield s, fake
+    finally:
+        await fake.close()
+
+
+async def refused(fake: FakeParent, why: str, **claim: Any) -> None:
+    with pytest.raises(BtpPeerError) as e:
+        await fake.send_claim(**claim)
+    assert why in str(e.value), str(e.value)
+
+
+async def test_bad_claims_are_refused_and_the_good_one_is_cashed(hostile: tuple[Setup, FakeParent]) -> None:
+    s, fake = hostile
+    m = await Moneyd.start(s)
+    try:
+        assert fake.channel is not None and fake.claims_in  # it registered its channel and prepaid
+        ours = s.emu.ledger.channel(fake.channel)
+        assert ours is not None and ours.account == s.client.address
+
+        await refused(fake, "invalid signature", amount=5_000_000, key=ChannelKey.from_seed(b"\x07" * 32))
+        await refused(fake, "invalid signature", amount=5_000_000, drops=4_000)  # signed for fewer drops
+        await refused(fake, "exceeds the channel", amount=2_000_000_000)  # 2 XRP on a 1 XRP channel
+        await refused(fake, "is not valid JSON", amount=1, raw=b"{not json")
+        await refused(fake, "128 hex digits", amount=1, raw=b'{"amount":"5","signature":"zz"}')
+        await refused(fake, "non-negative integer", amount=1, raw=b'{"amount":"-5","signature":"' + b"0" * 128 + b'"}')
+        await fake.send_claim(7_000_000)  # a good one (moneyd is owed nothing, but a gift is a valid claim)
+        await refused(fake, "lower than our best claim", amount=3_000_000)
+        await fake.send_claim(7_000_000)  # a repeat is harmless
+        assert m.proc.returncode is None  # still running
+    finally:
+        assert await m.stop() == 0, "\n".join(m.err)
+    log = "\n".join(m.err)
+    assert log.count("refused a claim from the parent") == 7, log
+    # on the way out, moneyd cashed the one valid best claim, to the drop
+    assert fake.client_channel is not None
+    theirs = s.emu.ledger.channel(fake.client_channel)
+    assert theirs is not None and theirs.balance == 7_000
+    assert int(s.saved()["best_amount"]) == 7_000_000
+
+
+async def test_a_channel_that_isnt_ours_stops_startup(xrpl_emulator: XrplEmulator, tmp_path: Path) -> None:
+    stranger = Wallet.create()
+    xrpl_emulator.fund(stranger.address, 100 * XRP)
+    fake = await FakeParent(xrpl_emulator, fund_to=stranger.address).start()
+    client = Wallet.create()
+    xrpl_emulator.fund(client.address, 100 * XRP)
+    s = Setup(xrpl_emulator, None, client, tmp_path)  # type: ignore[arg-type]
+    try:
+        code, _, err = await s.cli("xrp:configure", "--parent", f"btp+ws://127.0.0.1:{fake.port}",
+                                   "--xrp-server", xrpl_emulator.url, "--name", "alice")
+        assert code == 0, err
+        code, _, err = await s.cli("xrp:start", "--port", str(free_port()), timeout=90)
+    finally:
+        await fake.close()
+    assert code == 1
+    assert f"pays {stranger.address}, not us ({client.address})" in err, err
+    assert "Traceback" not in err
+
+
+async def test_parent_closing_its_channel_makes_moneyd_cash_out_and_stop(hostile: tuple[Setup, FakeParent]) -> None:
+    s, fake = hostile
+    cfg = json.loads((s.tmp / "moneyd.json").read_text())
+    cfg["xrp"]["watch_interval"] = 0.5
+    (s.tmp / "moneyd.json").write_text(json.dumps(cfg))
+    m = await Moneyd.start(s)
+    try:
+        await fake.send_claim(9_000_000)
+        assert fake.client_channel is not None
+        async with await XrpLedger.connect(s.emu.url) as ledger:
+            await ledger.claim_channel(fake.wallet, fake.client_channel, close=True)  # starts the settle delay
+        code = await asyncio.wait_for(m.proc.wait(), 60)
+    finally:
+        await m.stop()
+    log = "\n".join(m.err)
+    assert code == 1, log
+    assert "is already closing" in log and "stopping the XRP uplink" in log
+    theirs = s.emu.ledger.channel(fake.client_channel)
+    assert theirs is not None and theirs.balance == 9_000  # cashed before the parent could take it back
