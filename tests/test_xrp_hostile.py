@@ -5,6 +5,7 @@ clear error to the parent and a log line, keeps running, and cashes only the val
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from uplinks.xrp.keys import ChannelKey
 from uplinks.xrp.ledger import XrpLedger
 
 ACCOUNT = "test.fake.alice"
+FULFILLMENT = b"\x42" * 32
+CONDITION = hashlib.sha256(FULFILLMENT).digest()
 
 
 class FakeParent:
@@ -41,6 +44,7 @@ class FakeParent:
         self.conn: BtpConnection | None = None
         self.connected = asyncio.Event()
         self.claims_in: list[dict[str, Any]] = []
+        self.channel_messages = 0
         self.port = 0
         self.server: Any = None
 
@@ -69,6 +73,7 @@ class FakeParent:
             return (ProtocolData.json("info", json.dumps(info)),)
         if "channel" in names:
             self.channel = next(p for p in pd if p.protocol_name == "channel").data.hex().upper()
+            self.channel_messages += 1
             return ()
         if "last_claim" in names:
             return (ProtocolData.json("last_claim", json.dumps({"amount": "0"})),)
@@ -85,6 +90,8 @@ class FakeParent:
             reply: ilp.Reply
             if prepare.destination == "peer.config":
                 reply = ildcp.response(ildcp.IldcpResponse(ACCOUNT, 9, "XRP"))
+            elif prepare.execution_condition == CONDITION:
+                reply = ilp.Fulfill(FULFILLMENT, b"")
             else:
                 reply = ilp.Reject(ilp.ErrorCode.F02_UNREACHABLE, "test.fake", "no route")
             return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
@@ -192,3 +199,37 @@ async def test_parent_closing_its_channel_makes_moneyd_cash_out_and_stop(hostile
     assert "is already closing" in log and "stopping the XRP uplink" in log
     theirs = s.emu.ledger.channel(fake.client_channel)
     assert theirs is not None and theirs.balance == 9_000  # cashed before the parent could take it back
+
+
+async def test_our_channel_is_topped_up_before_it_runs_dry(hostile: tuple[Setup, FakeParent]) -> None:
+    s, fake = hostile
+    m = await Moneyd.start(s)
+    try:
+        from datetime import UTC, datetime, timedelta
+
+        from moneyd.localapp import LocalApp
+
+        app = await LocalApp.connect(m.via)
+        try:
+            for _ in range(12):  # 12 XRP through a 10 XRP channel; claims past 10 XRP wait for the top-up
+                prepare = ilp.Prepare(1_000_000_000, datetime.now(UTC) + timedelta(seconds=30), CONDITION,
+                                      "test.fake.bob")
+                assert isinstance(await app.send_prepare(prepare), ilp.Fulfill)
+        finally:
+            await app.close()
+        async with asyncio.timeout(30):
+            while int(fake.claims_in[-1]["amount"]) < 12_000_000_000:
+                await asyncio.sleep(0.1)
+    finally:
+        assert await m.stop() == 0, "\n".join(m.err)
+    assert fake.channel is not None
+    ours = s.emu.ledger.channel(fake.channel)
+    assert ours is not None and ours.amount == 20 * XRP  # one top-up of the configured 10 XRP
+    assert fake.channel_messages == 2  # registered, then refreshed after the top-up
+    # the last claim goes beyond the first 10 XRP and is valid against the bigger channel
+    from uplinks.xrp.claims import verify_claim
+
+    last = fake.claims_in[-1]
+    drops = -(-int(last["amount"]) // 1000)
+    assert drops > 10 * XRP
+    assert verify_claim(bytes.fromhex(ours.public_key[2:]), fake.channel, drops, bytes.fromhex(last["signature"]))
