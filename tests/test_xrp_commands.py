@@ -141,3 +141,46 @@ def test_info_shows_balance_reserve_and_channels(xrpl_emulator: XrplEmulator, tm
     assert cid[:16] in table.stdout and parent.address in table.stdout
     none = cli(tmp_path / "other", "xrp:info")
     assert none.returncode == 1 and "run `moneyd xrp:configure` first" in none.stderr
+
+
+def test_testnet_without_a_secret_uses_the_faucet(xrpl_emulator: XrplEmulator, tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    made: list[Wallet] = []
+
+    class Faucet(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            wallet = Wallet.create()
+            made.append(wallet)
+            xrpl_emulator.fund(wallet.address, 1000 * XRP)
+            body = json.dumps({"account": {"classicAddress": wallet.address, "address": wallet.address},
+                               "amount": 1000, "balance": 1000, "seed": wallet.seed}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Faucet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/accounts"
+        ok = subprocess.run(
+            [sys.executable, "-m", "moneyd", "--testnet", "-c", str(tmp_path / "moneyd.json"), "xrp:configure",
+             "--parent", "parent.example", "--xrp-server", xrpl_emulator.url, "--name", "t", "--faucet", url],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            env={**{k: v for k, v in os.environ.items() if k != "MONEYD_XRP_SECRET"},
+                 "MONEYD_DATA_DIR": str(tmp_path / "data"), "MONEYD_NO_KEYRING": "1", "MONEYD_PASSPHRASE": "p"})
+        assert ok.returncode == 0, ok.stderr
+        assert len(made) == 1 and f"the faucet funded a new test account {made[0].address}" in ok.stderr
+        assert json.loads((tmp_path / "moneyd.json").read_text())["xrp"]["address"] == made[0].address
+
+        down = cli(tmp_path, "--testnet", "xrp:configure", "--force", "--parent", "p.example", "--xrp-server",
+                   xrpl_emulator.url, "--faucet", "http://127.0.0.1:9/accounts")
+        assert down.returncode == 1 and "cannot get a test account from the faucet" in down.stderr, down.stderr
+    finally:
+        server.shutdown()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SECRET_ENV = "MONEYD_XRP_SECRET"
 DEFAULT_CHANNEL_DROPS = 10_000_000
+TESTNET_FAUCET = "https://faucet.altnet.rippletest.net/accounts"
 SERVERS = {False: "wss://s1.ripple.com", True: "wss://s.altnet.rippletest.net:51233"}
 FEE_ALLOWANCE = 20  # transactions' worth of fees kept aside (create, fund, claims, close)
 
@@ -111,6 +112,40 @@ def read_js_config(path: Path) -> dict[str, str]:
     return found
 
 
+async def faucet_account(url: str, xrp_server: str, wait: float = 60.0) -> str:
+    """A new funded testnet account from an XRPL faucet (its seed), once the account is on the ledger."""
+    import aiohttp
+
+    from .ledger import LedgerError, XrpLedger
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http, http.post(url, json={}) as r:
+            if r.status >= 400:
+                raise ConfigureError(f"the faucet {url} answered HTTP {r.status}")
+            data = await r.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+        raise ConfigureError(f"cannot get a test account from the faucet {url}: {e or type(e).__name__}") from None
+    account = data.get("account") if isinstance(data, dict) else None
+    seed = data.get("seed") if isinstance(data, dict) else None
+    if not isinstance(seed, str) and isinstance(account, dict):
+        seed = account.get("secret")  # the older faucet reply
+    if not isinstance(seed, str):
+        raise ConfigureError(f"the faucet {url} gave no account secret")
+    address = wallet_for(seed).address
+    try:
+        async with await XrpLedger.connect(xrp_server) as ledger:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while await ledger.account(address) is None:
+                if loop.time() > deadline:
+                    raise ConfigureError(f"the faucet's account {address} did not appear on {xrp_server} in {wait:g}s")
+                await asyncio.sleep(1)
+    except LedgerError as e:
+        raise ConfigureError(str(e)) from None
+    typer.echo(f"the faucet funded a new test account {address}", err=True)
+    return seed
+
+
 async def check_funds(s: Settings, address: str) -> tuple[int, int]:
     """(balance, needed) in drops; raises ConfigureError when the account cannot open the channel."""
     from .ledger import LedgerError, XrpLedger
@@ -156,6 +191,7 @@ def register(app: typer.Typer) -> None:
         channel_amount: str | None = typer.Option(None, "--channel-amount", help="Channel size: drops, or with a unit (10XRP). Default 10 XRP."),
         import_js: Path | None = typer.Option(None, "--import-js", help="Take the settings of a JS moneyd config (~/.moneyd.json)."),
         force: bool = typer.Option(False, "--force", "-f", help="Replace an existing xrp configuration."),
+        faucet: str = typer.Option(TESTNET_FAUCET, "--faucet", help="With --testnet and no secret: the faucet that makes a funded test account."),
     ) -> None:
         """Set up the XRP uplink: check the account can fund a channel, keep the secret in the OS keyring."""
         testnet: bool = ctx.obj.testnet
@@ -169,8 +205,11 @@ def register(app: typer.Typer) -> None:
                     secret = secret_file.read_text(encoding="utf-8").strip()
                 except OSError as e:
                     raise typer.BadParameter(f"cannot read {secret_file}: {e.strerror or e}", param_hint="--secret-file") from None
-            else:
+            elif os.environ.get(SECRET_ENV) or imported.get("secret") or not testnet:
                 secret = os.environ.get(SECRET_ENV) or imported.get("secret") or _ask(None, "--secret-file", "XRP secret", hide=True)
+            else:
+                typer.echo(f"no secret given: asking the testnet faucet {faucet} for a funded test account …", err=True)
+                secret = asyncio.run(faucet_account(faucet, xrp_server or SERVERS[True]))
             wallet = wallet_for(secret)
             settings = Settings(
                 parent=_ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
