@@ -233,3 +233,30 @@ async def test_our_channel_is_topped_up_before_it_runs_dry(hostile: tuple[Setup,
     drops = -(-int(last["amount"]) // 1000)
     assert drops > 10 * XRP
     assert verify_claim(bytes.fromhex(ours.public_key[2:]), fake.channel, drops, bytes.fromhex(last["signature"]))
+
+
+async def test_claims_are_cashed_while_running_and_a_bigger_parent_channel_is_reloaded(
+        hostile: tuple[Setup, FakeParent]) -> None:
+    s, fake = hostile
+    cfg = json.loads((s.tmp / "moneyd.json").read_text())
+    cfg["xrp"]["claim_interval"] = 0.5
+    (s.tmp / "moneyd.json").write_text(json.dumps(cfg))
+    m = await Moneyd.start(s)
+    try:
+        assert fake.client_channel is not None
+        chan = fake.client_channel
+        await fake.send_claim(50_000_000)  # 50,000 drops: the 12-drop fee is well under 1%
+        async with asyncio.timeout(30):
+            while s.emu.ledger.channel(chan).balance != 50_000:  # type: ignore[union-attr]
+                await asyncio.sleep(0.1)
+        await fake.send_claim(50_100_000)  # +100 drops: a 12% fee, not worth a transaction yet
+        # the parent adds 1 XRP to its channel and, without telling us, claims beyond the old 1 XRP
+        async with await XrpLedger.connect(s.emu.url) as ledger:
+            await ledger.fund_channel(fake.wallet, chan, 1 * XRP)
+        await fake.send_claim(1_500_000_000)
+        await asyncio.sleep(1.5)  # three claim rounds
+        assert s.emu.ledger.channel(chan).balance == 1_500_000  # type: ignore[union-attr]
+    finally:
+        assert await m.stop() == 0, "\n".join(m.err)
+    assert int(s.saved()["best_amount"]) == int(s.saved()["claimed"]) == 1_500_000_000
+    assert "could not claim" not in "\n".join(m.err)  # no second, failing claim on the way out

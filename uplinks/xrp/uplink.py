@@ -90,6 +90,7 @@ class XrpUplink(BtpUplink):
         self._housekeeper: asyncio.Task[None] | None = None
         self._dirty = False
         self._settling = False
+        self._stopping = asyncio.Event()
 
     # -- connecting ----------------------------------------------------------------------------------------
 
@@ -299,22 +300,30 @@ class XrpUplink(BtpUplink):
             self._save()  # durable before the Transfer is answered
 
     async def _refresh_incoming(self, channel: str) -> None:
+        """Reload the parent's channel (a ``channel`` message, a watch round, a claim above what we knew)."""
+        reason = await self._reload_incoming(channel)
+        if reason is not None:
+            log.error("%s", reason)
+            await self._parent_closing(reason)
+
+    async def _reload_incoming(self, channel: str) -> str | None:
+        """Reload the parent's channel from the ledger; the reason to stop when it is no longer safe."""
         book = self.book
         if book is None:
-            return
+            return None
         try:
             paychan = await self._ledger().paychan(channel)
         except LedgerError as e:
             log.warning("cannot reload the parent's channel %s: %s", channel, e)
-            return
+            return None
         if paychan is None:
-            log.warning("the parent's channel %s is not on the ledger", channel)
-            return
+            return f"the parent's channel {channel} is gone from the ledger"
         try:
             book.set_incoming(paychan)
         except XrpUplinkError as e:
-            log.error("%s", e)
-            await self._parent_closing(str(e))
+            book.claimed = max(book.claimed, from_drops(paychan.balance, book.scale))
+            return str(e)
+        return None
 
     def _maybe_settle(self) -> None:
         """Pay the parent when the balance calls for it: sign, commit, then send (never two at once)."""
@@ -380,6 +389,8 @@ class XrpUplink(BtpUplink):
         book, ledger = self.book, self.ledger
         if book is None or ledger is None or book.incoming is None:
             return False
+        # What the ledger already paid out (a submission cut short by a crash may have gone through).
+        await self._reload_incoming(book.incoming.channel_id)
         fee = await ledger.fee()
         claim = book.claim_to_submit(fee, force=closing)
         if claim is None or claim.signature is None:
@@ -398,8 +409,9 @@ class XrpUplink(BtpUplink):
         s = self.settings
         next_claim = time.monotonic() + s.claim_interval
         next_watch = time.monotonic() + s.watch_interval
-        while True:
-            await asyncio.sleep(s.save_interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), s.save_interval)
             if self._dirty:
                 self._save()
             now = time.monotonic()
@@ -443,9 +455,10 @@ class XrpUplink(BtpUplink):
         if self._closing:
             return
         if self._housekeeper is not None:
-            self._housekeeper.cancel()
+            # Let it finish a claim it is submitting: cut short, the claim could go through unrecorded.
+            self._stopping.set()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._housekeeper
+                await asyncio.wait_for(self._housekeeper, 60)
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(task), 30)
