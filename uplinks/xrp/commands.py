@@ -299,7 +299,9 @@ def register(app: typer.Typer) -> None:
             return
         _print_info(report)
 
+    from .manage import register_manage
 
+    register_manage(app)
 
 
 async def _info(address: str, server: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from xrpl.asyncio.clients import AsyncWebsocketClient
 from xrpl.asyncio.transaction import submit_and_wait
 from xrpl.clients import XRPLRequestFailureException
 from xrpl.models.requests import AccountChannels, AccountInfo, Fee, LedgerEntry, ServerState
+from xrpl.models.requests import Ledger as LedgerRequest
 from xrpl.models.requests.request import Request
 from xrpl.models.transactions import (
     Payment,
@@ -97,6 +98,19 @@ class XrpLedger:
             raise LedgerError(f"server_state: {result.get('error_message') or result['error']}")
         vl = result["state"].get("validated_ledger") or {}
         return int(vl["reserve_base"]), int(vl["reserve_inc"])
+
+    async def close_time(self) -> int:
+        """When the last validated ledger closed, in seconds since the Ripple epoch: the clock rippled judges
+        channel expiry by (never the local one)."""
+        result = await self._request(ServerState())
+        close_time = ((result.get("state") or {}).get("validated_ledger") or {}).get("close_time")
+        if isinstance(close_time, int):
+            return close_time
+        result = await self._request(LedgerRequest(ledger_index="validated"))
+        close_time = (result.get("ledger") or {}).get("close_time")
+        if not isinstance(close_time, int):
+            raise LedgerError(f"the XRPL server {self.url} did not say when its last validated ledger closed")
+        return close_time
 
     async def fee(self) -> int:
         result = await self._request(Fee())
