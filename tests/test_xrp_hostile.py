@@ -260,3 +260,23 @@ async def test_claims_are_cashed_while_running_and_a_bigger_parent_channel_is_re
         assert await m.stop() == 0, "\n".join(m.err)
     assert int(s.saved()["best_amount"]) == int(s.saved()["claimed"]) == 1_500_000_000
     assert "could not claim" not in "\n".join(m.err)  # no second, failing claim on the way out
+
+
+async def test_a_topup_from_outside_is_announced_to_the_parent(hostile: tuple[Setup, FakeParent]) -> None:
+    s, fake = hostile
+    cfg = json.loads((s.tmp / "moneyd.json").read_text())
+    cfg["xrp"]["watch_interval"] = 0.3
+    (s.tmp / "moneyd.json").write_text(json.dumps(cfg))
+    m = await Moneyd.start(s)
+    try:
+        assert fake.channel_messages == 1
+        code, _out, err = await s.cli("xrp:topup", "--amount", "3XRP", "--yes")
+        assert code == 0, err
+        async with asyncio.timeout(20):
+            while fake.channel_messages < 2:
+                await asyncio.sleep(0.1)
+    finally:
+        assert await m.stop() == 0, "\n".join(m.err)
+    assert fake.channel is not None
+    assert s.emu.ledger.channel(fake.channel).amount == 13 * XRP  # type: ignore[union-attr]
+    assert "our payment channel grew to 13000000 drops" in "\n".join(m.err)

@@ -422,20 +422,27 @@ class XrpUplink(BtpUplink):
                 if now >= next_claim:
                     next_claim = now + s.claim_interval
                     await self.submit_best_claim()
-            except (LedgerError, ConnectionError, XrpUplinkError) as e:
-                log.warning("ledger housekeeping: %s", e)
+            except (LedgerError, ConnectionError, XrpUplinkError, BtpPeerError, ConnectionClosed, TimeoutError) as e:
+                log.warning("ledger housekeeping: %s", e or type(e).__name__)
 
     async def _watch(self) -> None:
         book = self.book
         if book is None or book.incoming is None:
             return
         await self._refresh_incoming(book.incoming.channel_id)
-        if book.outgoing is not None:
-            ours = await self._ledger().paychan(book.outgoing.channel_id)
+        if book.outgoing is not None and not book.funding:
+            known = book.outgoing
+            ours = await self._ledger().paychan(known.channel_id)
             if ours is None:
-                await self._parent_closing(f"our payment channel {book.outgoing.channel_id} was closed")
-            elif ours.expiration is not None and (book.outgoing.expiration is None):
+                await self._parent_closing(f"our payment channel {known.channel_id} was closed")
+                return
+            if ours.expiration is not None and known.expiration is None:
                 log.warning("our payment channel %s is closing (expiration %d)", ours.channel_id, ours.expiration)
+            book.set_outgoing(ours)
+            if ours.amount > known.amount and self.conn is not None:
+                # Funded from outside (xrp:topup): the parent only rereads our channel when told.
+                log.info("our payment channel grew to %d drops; telling the parent", ours.amount)
+                await self.conn.request(messages.channel_proof(book.key, ours.channel_id, self.account))
 
     async def _parent_closing(self, why: str) -> None:
         """The parent is taking its channel away (or ours is gone): cash what we hold and stop the uplink."""
