@@ -184,3 +184,36 @@ def test_testnet_without_a_secret_uses_the_faucet(xrpl_emulator: XrplEmulator, t
         assert down.returncode == 1 and "cannot get a test account from the faucet" in down.stderr, down.stderr
     finally:
         server.shutdown()
+
+
+def test_advanced_asks_for_server_name_and_channel_size_on_a_terminal(xrpl_emulator: XrplEmulator,
+                                                                       tmp_path: Path) -> None:
+    import pty
+
+    wallet = Wallet.create()
+    assert wallet.seed is not None
+    xrpl_emulator.fund(wallet.address, 100 * XRP)
+    master, slave = pty.openpty()
+    env = {**os.environ, "MONEYD_DATA_DIR": str(tmp_path / "data"), "MONEYD_NO_KEYRING": "1",
+           "MONEYD_PASSPHRASE": "p", "MONEYD_XRP_SECRET": wallet.seed}
+    proc = subprocess.Popen([sys.executable, "-m", "moneyd", "-c", str(tmp_path / "moneyd.json"), "xrp:configure",
+                             "--advanced"], stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    # the answers, in the order asked: XRPL server, name, channel size, parent
+    os.write(master, f"{xrpl_emulator.url}\nbob\n12XRP\nparent.example:7443\n".encode())
+    transcript = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        transcript += chunk
+    assert proc.wait(60) == 0, transcript.decode()
+    os.close(master)
+    text = transcript.decode()
+    assert "XRPL server (rippled WebSocket URL)" in text and "Channel size" in text
+    section = json.loads((tmp_path / "moneyd.json").read_text())["xrp"]
+    assert section == {"parent": "parent.example:7443", "xrp_server": xrpl_emulator.url, "name": "bob",
+                       "address": wallet.address, "channel_amount": 12 * XRP}

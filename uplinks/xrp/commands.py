@@ -192,6 +192,7 @@ def register(app: typer.Typer) -> None:
         import_js: Path | None = typer.Option(None, "--import-js", help="Take the settings of a JS moneyd config (~/.moneyd.json)."),
         force: bool = typer.Option(False, "--force", "-f", help="Replace an existing xrp configuration."),
         faucet: str = typer.Option(TESTNET_FAUCET, "--faucet", help="With --testnet and no secret: the faucet that makes a funded test account."),
+        advanced: bool = typer.Option(False, "--advanced", help="Also ask for the XRPL server, account name and channel size (flags still win)."),
     ) -> None:
         """Set up the XRP uplink: check the account can fund a channel, keep the secret in the OS keyring."""
         testnet: bool = ctx.obj.testnet
@@ -211,6 +212,12 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"no secret given: asking the testnet faucet {faucet} for a funded test account …", err=True)
                 secret = asyncio.run(faucet_account(faucet, xrp_server or SERVERS[True]))
             wallet = wallet_for(secret)
+            if advanced:
+                xrp_server = _ask(xrp_server, "--xrp-server", "XRPL server (rippled WebSocket URL)",
+                                  imported.get("xrp_server") or SERVERS[testnet])
+                name = _ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
+                channel_amount = _ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
+                                      "10XRP")
             settings = Settings(
                 parent=_ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
                 xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
