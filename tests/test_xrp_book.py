@@ -183,6 +183,41 @@ def test_startup_prepays_settle_to_like_the_js_moneyd() -> None:
     assert s is not None and s.amount == 5_000_001 and s.claim.amount == 15_000_001 and s.drops == 15_001
 
 
+def test_prepares_are_paid_for_before_they_are_sent() -> None:
+    book = new_book()
+    assert book.settle() is not None and book.balance == 10_000_000
+    # five Prepares in flight at once: each is charged when sent, so claims keep ahead of what the parent holds
+    paid_ahead = 10_000_000
+    charged = 0
+    for _ in range(5):
+        s = book.prepare_outgoing(3_000_000)
+        charged += 3_000_000
+        if s is not None:
+            paid_ahead += s.amount
+        assert book.sent is not None and book.sent.amount - charged >= 5_000_000 - 1  # never behind the parent
+    assert paid_ahead == book.sent.amount == charged + book.balance
+    # a rejected Prepare is credited back; a big one gets a claim big enough for it alone
+    book.outgoing_rejected(3_000_000)
+    before = book.sent.amount
+    s = book.prepare_outgoing(50_000_000)
+    assert s is not None and book.sent.amount == before + s.amount and book.balance == 10_000_000
+    assert book.prepare_outgoing(0) is None
+
+
+def test_a_prepare_beyond_the_channel_is_refused_unless_already_prepaid() -> None:
+    book = new_book()
+    book.set_outgoing(out_chan(amount=20_000))  # 20,000 drops = 20,000,000 units
+    assert book.settle() is not None  # 10,000,000 prepaid
+    assert book.prepare_outgoing(6_000_000) is not None  # below the threshold: topped to 10,000,000 again
+    sent = book.sent
+    # 20,000,000 more is beyond the channel: refused, nothing changed
+    with pytest.raises(InsufficientCapacity):
+        book.prepare_outgoing(20_000_000)
+    assert book.sent == sent and book.balance == 10_000_000
+    # 8,000,000 is within what is prepaid: it goes, without the claim the channel cannot hold
+    assert book.prepare_outgoing(8_000_000) is None and book.balance == 2_000_000
+
+
 def test_scaled_settings_and_bad_settings() -> None:
     assert BalanceSettings.moneyd(6) == BalanceSettings(20_000, 5_000, 10_000)
     assert BalanceSettings.moneyd(12).maximum == 20_000_000_000

@@ -211,10 +211,19 @@ async def test_our_channel_is_topped_up_before_it_runs_dry(hostile: tuple[Setup,
 
         app = await LocalApp.connect(m.via)
         try:
+            waited = 0
             for _ in range(12):  # 12 XRP through a 10 XRP channel; claims past 10 XRP wait for the top-up
-                prepare = ilp.Prepare(1_000_000_000, datetime.now(UTC) + timedelta(seconds=30), CONDITION,
-                                      "test.fake.bob")
-                assert isinstance(await app.send_prepare(prepare), ilp.Fulfill)
+                async with asyncio.timeout(30):
+                    while True:
+                        prepare = ilp.Prepare(1_000_000_000, datetime.now(UTC) + timedelta(seconds=30), CONDITION,
+                                              "test.fake.bob")
+                        reply = await app.send_prepare(prepare)
+                        if isinstance(reply, ilp.Fulfill):
+                            break
+                        # until the top-up is validated, a packet our channel cannot pay for is a T04
+                        assert reply.code == "T04" and "waiting for a channel top-up" in reply.message, reply
+                        waited += 1
+                        await asyncio.sleep(0.1)
         finally:
             await app.close()
         async with asyncio.timeout(30):

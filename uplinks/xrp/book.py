@@ -267,6 +267,36 @@ class ClaimBook:
             raise BalanceExceeded(f"insufficient funds: {self.balance} - {amount} < {self.settings.minimum}")
         self.balance = new
 
+    def prepare_outgoing(self, amount: int) -> Settlement | None:
+        """A Prepare of ``amount`` we are about to send the parent, charged now: the asym server counts what we
+        have *prepared*, not what was fulfilled, against our claims (with no bandwidth by default), so a claim
+        sent only after fulfills lets a window of packets in flight outrun it (T04). Returns the claim to send
+        before the Prepare when the balance would fall below ``settle_threshold``; call ``outgoing_rejected``
+        if the Prepare is rejected. Raises InsufficientCapacity (changing nothing) when the Prepare needs a
+        claim our channel cannot hold; BalanceExceeded below ``minimum``."""
+        if amount <= 0:
+            return None
+        new = self.balance - amount
+        if self.settings.minimum is not None and new < self.settings.minimum:
+            raise BalanceExceeded(f"insufficient funds: {self.balance} - {amount} < {self.settings.minimum}")
+        t = self.settings.settle_threshold
+        if t is None or new >= t or self.outgoing is None or self.sent is None:
+            self.balance = new
+            return None
+        try:
+            settlement = self.sign_payment(self.settings.settle_to - new)
+        except InsufficientCapacity:
+            if new < 0:
+                raise
+            self.balance = new  # still prepaid: it goes through; the caller tops the channel up
+            return None
+        self.balance = self.settings.settle_to
+        return settlement
+
+    def outgoing_rejected(self, amount: int) -> None:
+        """Our Prepare of ``amount`` was rejected: the parent no longer counts it."""
+        self.balance += amount
+
     def money_received(self, amount: int) -> None:
         self.balance -= amount
 

@@ -31,7 +31,6 @@ from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import (
     AmountTooLargeData,
     ErrorCode,
-    Fulfill,
     Prepare,
     Reject,
     Reply,
@@ -41,7 +40,7 @@ from uplinks.btp.uplink import BtpUplink
 
 from . import messages
 from .auth import parent_url
-from .book import DEFAULT_FUND_DROPS, ClaimBook
+from .book import DEFAULT_FUND_DROPS, ClaimBook, Settlement
 from .claims import MIN_SETTLE_DELAY, Claim, PayChannel, from_drops, to_drops
 from .errors import BalanceExceeded, ClaimRejected, InsufficientCapacity, ProtocolError, XrpUplinkError
 from .keys import ChannelKey
@@ -89,7 +88,7 @@ class XrpUplink(BtpUplink):
         self._tasks: set[asyncio.Task[None]] = set()
         self._housekeeper: asyncio.Task[None] | None = None
         self._dirty = False
-        self._settling = False
+        self._claim_in_flight: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # -- connecting ----------------------------------------------------------------------------------------
@@ -232,14 +231,26 @@ class XrpUplink(BtpUplink):
     # -- packets and claims --------------------------------------------------------------------------------
 
     async def send_prepare(self, prepare: Prepare) -> Reply:
+        book, conn = self.book, self.conn
+        if book is None or conn is None or prepare.amount == 0:
+            return await super().send_prepare(prepare)
+        try:
+            settlement = book.prepare_outgoing(prepare.amount)
+        except InsufficientCapacity as e:
+            self._start_topup()
+            return Reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self._address, f"waiting for a channel top-up: {e}")
+        except BalanceExceeded as e:
+            return Reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self._address, str(e))
+        self._dirty = True
+        if settlement is not None:
+            self._send_settlement(conn, settlement)
+        pending = self._claim_in_flight
+        if pending is not None and not pending.done():
+            # The parent must hold the claim before it sees the Prepare it pays for.
+            await asyncio.shield(pending)
         reply = await super().send_prepare(prepare)
-        if isinstance(reply, Fulfill) and prepare.amount > 0 and self.book is not None:
-            try:
-                self.book.outgoing_fulfilled(prepare.amount)
-            except BalanceExceeded as e:  # only with a configured minimum; the parent was paid, so log it
-                log.error("%s", e)
-            self._dirty = True
-            self._maybe_settle()
+        if isinstance(reply, Reject):
+            book.outgoing_rejected(prepare.amount)
         return reply
 
     async def _on_request(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
@@ -326,9 +337,9 @@ class XrpUplink(BtpUplink):
         return None
 
     def _maybe_settle(self) -> None:
-        """Pay the parent when the balance calls for it: sign, commit, then send (never two at once)."""
+        """Prepay the parent up to ``settle_to`` (at start, after a reconnect or a top-up)."""
         book, conn = self.book, self.conn
-        if book is None or conn is None or self._settling:
+        if book is None or conn is None:
             return
         try:
             settlement = book.settle()
@@ -336,14 +347,17 @@ class XrpUplink(BtpUplink):
             log.info("%s", e)
             self._start_topup()
             return
-        if settlement is None:
-            if book.needs_topup():
-                self._start_topup()
-            return
+        if settlement is not None:
+            self._send_settlement(conn, settlement)
+        elif book.needs_topup():
+            self._start_topup()
+
+    def _send_settlement(self, conn: Any, settlement: Settlement) -> None:
+        """Commit the signed claim, then send it (the task is kept so Prepares can wait for it)."""
         self._save()
-        self._settling = True
-        self._spawn(self._send_claim(conn, settlement.amount, settlement.claim))
-        if book.needs_topup():
+        self._claim_in_flight = self._spawn(self._send_claim(conn, settlement.amount, settlement.claim))
+        assert self.book is not None
+        if self.book.needs_topup():
             self._start_topup()
 
     async def _send_claim(self, conn: Any, amount: int, claim: Claim) -> None:
@@ -352,9 +366,6 @@ class XrpUplink(BtpUplink):
         except (BtpPeerError, ConnectionClosed, TimeoutError) as e:
             # Claims are cumulative: the next one carries this amount too, and a reconnect re-reads last_claim.
             log.warning("the parent did not take our claim for %d units: %s", claim.amount, e or type(e).__name__)
-        finally:
-            self._settling = False
-        self._maybe_settle()
 
     def _start_topup(self) -> None:
         book = self.book
@@ -451,10 +462,11 @@ class XrpUplink(BtpUplink):
             await self.submit_best_claim(closing=True)
         self.fail(why)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- stopping ------------------------------------------------------------------------------------------
 
