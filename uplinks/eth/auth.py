@@ -1,0 +1,64 @@
+"""BTP credentials for the parent, derived from the Ethereum private key as the XRP uplink derives them from its
+secret (a copy of uplinks.xrp.auth.btp_token: this package must not import xrpl).
+
+token = hex(HMAC-SHA256(key=HMAC-SHA256(key="parent_btp_uri", msg=parent + name), msg=private_key)), where
+``parent`` is the parent's host as configured (``host`` or ``host:port``) and ``private_key`` the key as
+0x-prefixed lowercase hex. The same key and parent always give the same token, so the parent recognises us.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+PARENT_BTP_HMAC_KEY: Final = b"parent_btp_uri"
+
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9_~-]{1,128}")
+_HOST_RE: Final = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+_LOOPBACK: Final = ("127.0.0.1", "localhost", "[::1]")
+
+
+def btp_token(parent: str, name: str, private_key: str) -> str:
+    """The auth_token the parent expects from account ``name``."""
+    inner = hmac.new(PARENT_BTP_HMAC_KEY, (parent + name).encode(), hashlib.sha256).digest()
+    return hmac.new(inner, private_key.encode(), hashlib.sha256).hexdigest()
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise ConfigError(f"invalid account name {name!r}: use 1-128 of A-Z a-z 0-9 _ ~ - (it becomes part of an ILP address)")
+    return name
+
+
+def split_parent(parent: str) -> tuple[str, str]:
+    """(scheme, host) of a configured parent: ``host[:port]`` means btp+wss; ``btp+wss://host[:port]`` too;
+    ``btp+ws://`` (no TLS) is allowed only for a loopback host (tests, a parent on this machine)."""
+    text = parent.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("btp+ws", "btp+wss"):
+            raise ConfigError(f"parent {parent!r}: the scheme must be btp+wss:// (or btp+ws:// on 127.0.0.1)")
+        if parts.username or parts.password or "@" in parts.netloc:
+            raise ConfigError(f"parent {parent!r}: give the host only; moneyd derives the name and token itself")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"parent {parent!r}: give scheme and host[:port] only, no path")
+        scheme, host = parts.scheme, parts.netloc
+    else:
+        scheme, host = "btp+wss", text
+    if not _HOST_RE.fullmatch(host):
+        raise ConfigError(f"invalid parent {parent!r}: expected a host such as 'example.com' or 'example.com:7443'")
+    if scheme == "btp+ws" and host.rsplit(":", 1)[0] not in _LOOPBACK and not host.startswith("[::1]"):
+        raise ConfigError(f"parent {parent!r}: btp+ws:// is unencrypted; use btp+wss:// for a parent on another machine")
+    return scheme, host
+
+
+def parent_url(parent: str, name: str, private_key: str) -> str:
+    """``btp+wss://name:token@host`` (or btp+ws:// for a loopback parent)."""
+    scheme, host = split_parent(parent)
+    check_name(name)
+    return f"{scheme}://{name}:{btp_token(host, name, private_key)}@{host}"
