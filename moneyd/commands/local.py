@@ -10,6 +10,13 @@ from ..app import RouterSettings, run
 from ..store import Store
 from ..wire.address import is_valid_address
 
+# The options every command that runs the router shares (local, and each uplink's NAME:start).
+HOST = typer.Option("127.0.0.1", "--host", envvar="MONEYD_BIND_IP", help="Address to listen on (loopback unless you mean it).")
+PORT = typer.Option(7768, "--port", envvar="MONEYD_BIND_PORT", help="Port local apps connect to.")
+ALLOW_ORIGIN = typer.Option(None, "--allow-origin", help="Regex of browser origins allowed to connect (whole origin must match).")
+ALLOW_EXTENSIONS = typer.Option(False, "--unsafe-allow-extensions", help="Let browser extensions connect.")
+QUIET = typer.Option(False, "--quiet", "-q", help="Only warnings and errors.")
+
 
 def server_options(host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool) -> RouterSettings:
     if not 0 < port < 65536:
@@ -25,14 +32,14 @@ def server_options(host: str, port: int, allow_origin: str | None, unsafe_allow_
 def register(app: typer.Typer) -> None:
     @app.command("local")
     def local(
-        host: str = typer.Option("127.0.0.1", "--host", envvar="MONEYD_BIND_IP", help="Address to listen on (loopback unless you mean it)."),
-        port: int = typer.Option(7768, "--port", envvar="MONEYD_BIND_PORT", help="Port local apps connect to."),
+        host: str = HOST,
+        port: int = PORT,
         address: str = typer.Option("private.moneyd", "--address", envvar="MONEYD_ILP_ADDRESS", help="This router's ILP address."),
         asset_code: str = typer.Option("XRP", "--asset-code", envvar="MONEYD_ASSET_CODE"),
         asset_scale: int = typer.Option(9, "--asset-scale", envvar="MONEYD_ASSET_SCALE", min=0, max=255),
-        allow_origin: str | None = typer.Option(None, "--allow-origin", help="Regex of browser origins allowed to connect (whole origin must match)."),
-        unsafe_allow_extensions: bool = typer.Option(False, "--unsafe-allow-extensions", help="Let browser extensions connect."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+        allow_origin: str | None = ALLOW_ORIGIN,
+        unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
+        quiet: bool = QUIET,
     ) -> None:
         """Run moneyd with no uplink: local apps get addresses under ADDRESS.local and can pay each other."""
         if not is_valid_address(address):

@@ -8,7 +8,7 @@ import typer
 
 from moneyd.app import run
 from moneyd.btp.connection import parse_btp_url
-from moneyd.commands.local import server_options
+from moneyd.commands.local import ALLOW_EXTENSIONS, ALLOW_ORIGIN, HOST, PORT, QUIET, server_options
 from moneyd.config import Config, ConfigError
 from moneyd.store import Store
 
@@ -58,11 +58,11 @@ class BtpUplinkPlugin:
         @app.command("btp:start")
         def start(
             ctx: typer.Context,
-            host: str = typer.Option("127.0.0.1", "--host", envvar="MONEYD_BIND_IP", help="Address local apps connect to."),
-            port: int = typer.Option(7768, "--port", envvar="MONEYD_BIND_PORT"),
-            allow_origin: str | None = typer.Option(None, "--allow-origin", help="Regex of browser origins allowed to connect."),
-            unsafe_allow_extensions: bool = typer.Option(False, "--unsafe-allow-extensions"),
-            quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+            host: str = HOST,
+            port: int = PORT,
+            allow_origin: str | None = ALLOW_ORIGIN,
+            unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
+            quiet: bool = QUIET,
         ) -> None:
             """Run moneyd with the configured BTP parent as its uplink."""
             cfg = _config(ctx)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
+from moneyd.commands.local import ALLOW_EXTENSIONS, ALLOW_ORIGIN, HOST, PORT, QUIET
 from moneyd.config import Config, ConfigError
 from moneyd.secrets import SecretError, SecretStore
 
@@ -256,12 +257,12 @@ def register(app: typer.Typer) -> None:
     @app.command("eth:start")
     def start(
         ctx: typer.Context,
-        host: str = typer.Option("127.0.0.1", "--host", envvar="MONEYD_BIND_IP", help="Address local apps connect to."),
-        port: int = typer.Option(7768, "--port", envvar="MONEYD_BIND_PORT"),
-        allow_origin: str | None = typer.Option(None, "--allow-origin", help="Regex of browser origins allowed to connect."),
-        unsafe_allow_extensions: bool = typer.Option(False, "--unsafe-allow-extensions"),
+        host: str = HOST,
+        port: int = PORT,
+        allow_origin: str | None = ALLOW_ORIGIN,
+        unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
         claim_on_close: bool = typer.Option(False, "--claim-on-close", help="Claim what the parent owes us on chain when stopping."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+        quiet: bool = QUIET,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
         from moneyd.app import run
