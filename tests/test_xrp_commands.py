@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,11 @@ def cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subpro
             "MONEYD_PASSPHRASE": "test passphrase", **(env or {})}
     return subprocess.run([sys.executable, "-m", "moneyd", "-c", str(tmp_path / "moneyd.json"), *args],
                           capture_output=True, text=True, env=full, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def unboxed(text: str) -> str:
+    """An error as typer prints it in a box, as one line of words."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", text).split())
 
 
 def test_configure_checks_funds_before_writing_and_keeps_the_secret_out(xrpl_emulator: XrplEmulator,
@@ -72,6 +78,12 @@ def test_configure_bad_input(xrpl_emulator: XrplEmulator, tmp_path: Path) -> Non
     env = {"MONEYD_XRP_SECRET": wallet.seed}
     bad_server = cli(tmp_path, "xrp:configure", "--parent", "p.example", "--xrp-server", "http://x", env=env)
     assert bad_server.returncode == 2 and "ws:// or wss://" in bad_server.stderr
+    for parent, why in (("btp+ws://p.example", "btp+ws:// is unencrypted"), ("user@p.example", "invalid parent"),
+                        ("p.example/x y", "invalid parent")):
+        refused = cli(tmp_path, "xrp:configure", "--parent", parent, "--xrp-server", xrpl_emulator.url, env=env)
+        assert refused.returncode == 2 and why in unboxed(refused.stderr), refused.stderr
+    bad_name = cli(tmp_path, "xrp:configure", "--parent", "p.example", "--name", "a.b", env=env)
+    assert bad_name.returncode == 2 and "invalid account name" in unboxed(bad_name.stderr), bad_name.stderr
     bad_amount = cli(tmp_path, "xrp:configure", "--parent", "p.example", "--channel-amount", "5ETH", env=env)
     assert bad_amount.returncode == 2 and "the amount is in ETH" in bad_amount.stderr
     from tests.jsnode import free_port

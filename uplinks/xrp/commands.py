@@ -226,6 +226,13 @@ def register(app: typer.Typer) -> None:
                 secret=secret.strip(),
                 channel_amount=parse_drops(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_DROPS,
             )
+            from .errors import ConfigError as XrpConfigError
+            from .uplink import btp_url
+
+            try:
+                btp_url(settings.parent, settings.name, settings.secret)
+            except XrpConfigError as e:
+                raise typer.BadParameter(str(e), param_hint="--parent/--name") from None
             if not settings.xrp_server.startswith(("ws://", "wss://")):
                 raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
             typer.echo(f"checking {wallet.address} on {settings.xrp_server} …", err=True)

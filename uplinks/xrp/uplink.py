@@ -42,7 +42,14 @@ from . import messages
 from .auth import parent_url
 from .book import DEFAULT_FUND_DROPS, ClaimBook, Settlement
 from .claims import MIN_SETTLE_DELAY, Claim, PayChannel, from_drops, to_drops
-from .errors import BalanceExceeded, ClaimRejected, InsufficientCapacity, ProtocolError, XrpUplinkError
+from .errors import (
+    BalanceExceeded,
+    ClaimRejected,
+    ConfigError,
+    InsufficientCapacity,
+    ProtocolError,
+    XrpUplinkError,
+)
 from .keys import ChannelKey
 from .ledger import LedgerError, XrpLedger
 
@@ -69,7 +76,11 @@ def btp_url(parent: str, name: str, secret: str) -> str:
     for scheme in ("btp+wss", "btp+ws"):
         prefix = scheme + "://"
         if parent.startswith(prefix):
-            return parent_url(parent[len(prefix):].rstrip("/"), name, secret, scheme)
+            host = parent[len(prefix):].rstrip("/")
+            if scheme == "btp+ws" and host.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
+                # The token is derived from the XRP secret: never send it unencrypted off this machine.
+                raise ConfigError(f"parent {parent!r}: btp+ws:// is unencrypted; use btp+wss:// (or host[:port])")
+            return parent_url(host, name, secret, scheme)
     return parent_url(parent, name, secret)
 
 
