@@ -182,9 +182,7 @@ async def test_a_channel_that_isnt_ours_stops_startup(xrpl_emulator: XrplEmulato
 
 async def test_parent_closing_its_channel_makes_moneyd_cash_out_and_stop(hostile: tuple[Setup, FakeParent]) -> None:
     s, fake = hostile
-    cfg = json.loads((s.tmp / "moneyd.json").read_text())
-    cfg["xrp"]["watch_interval"] = 0.5
-    (s.tmp / "moneyd.json").write_text(json.dumps(cfg))
+    s.configure_xrp(watch_interval=0.5)
     m = await Moneyd.start(s)
     try:
         await fake.send_claim(9_000_000)
@@ -247,9 +245,7 @@ async def test_our_channel_is_topped_up_before_it_runs_dry(hostile: tuple[Setup,
 async def test_claims_are_cashed_while_running_and_a_bigger_parent_channel_is_reloaded(
         hostile: tuple[Setup, FakeParent]) -> None:
     s, fake = hostile
-    cfg = json.loads((s.tmp / "moneyd.json").read_text())
-    cfg["xrp"]["claim_interval"] = 0.5
-    (s.tmp / "moneyd.json").write_text(json.dumps(cfg))
+    s.configure_xrp(claim_interval=0.5)
     m = await Moneyd.start(s)
     try:
         assert fake.client_channel is not None
@@ -273,9 +269,7 @@ async def test_claims_are_cashed_while_running_and_a_bigger_parent_channel_is_re
 
 async def test_a_topup_from_outside_is_announced_to_the_parent(hostile: tuple[Setup, FakeParent]) -> None:
     s, fake = hostile
-    cfg = json.loads((s.tmp / "moneyd.json").read_text())
-    cfg["xrp"]["watch_interval"] = 0.3
-    (s.tmp / "moneyd.json").write_text(json.dumps(cfg))
+    s.configure_xrp(watch_interval=0.3)
     m = await Moneyd.start(s)
     try:
         assert fake.channel_messages == 1

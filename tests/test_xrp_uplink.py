@@ -56,6 +56,13 @@ class Setup:
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
 
+    def configure_xrp(self, **settings: Any) -> None:
+        """Change settings of the xrp section of the config file."""
+        path = self.tmp / "moneyd.json"
+        cfg = json.loads(path.read_text())
+        cfg["xrp"].update(settings)
+        path.write_text(json.dumps(cfg))
+
     def saved(self) -> dict[str, Any]:
         db = sqlite3.connect(self.tmp / "data" / "moneyd.sqlite")
         try:
@@ -261,9 +268,7 @@ async def receive_from_parent(s: Setup, node: NodeRunner, m: Moneyd, amount: int
 async def test_kill_9_mid_payment_loses_no_acknowledged_claim(setup: Setup, node: NodeRunner) -> None:
     s, emu = setup, setup.emu
     tap = await ClaimTap(s.parent.asym_port).start()
-    cfg = json.loads((s.tmp / "moneyd.json").read_text())
-    cfg["xrp"]["parent"] = f"btp+ws://127.0.0.1:{tap.port}"
-    (s.tmp / "moneyd.json").write_text(json.dumps(cfg))
+    s.configure_xrp(parent=f"btp+ws://127.0.0.1:{tap.port}")
     try:
         m = await Moneyd.start(s)
         killed = asyncio.Event()
