@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from moneyd.btp.connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused, connect
 from moneyd.uplink import Uplink
@@ -34,6 +35,7 @@ class BtpUplink(Uplink):
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self.connected = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()  # background work of subclasses (claims, top-ups)
 
     @property
     def _address(self) -> str:
@@ -100,12 +102,24 @@ class BtpUplink(Uplink):
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the parent is unreachable; moneyd is reconnecting")
         try:
             return await conn.send_prepare(prepare)
-        except ConnectionClosed:
+        except (ConnectionClosed, BtpPeerError, CodecError) as e:
+            return self._link_failure(e)
+
+    def _link_failure(self, e: ConnectionClosed | BtpPeerError | CodecError) -> Reject:
+        """The Reject for a Prepare the link could not carry (no ILP answer came back). A timeout is not one of
+        these: it goes up to the router, which answers R00."""
+        if isinstance(e, ConnectionClosed):
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the connection to the parent closed")
-        except BtpPeerError as e:
+        if isinstance(e, BtpPeerError):
             return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an error: {e}")
-        except CodecError as e:
-            return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an invalid packet: {e}")
+        return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an invalid packet: {e}")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, keeping a reference (so it is not collected) until it ends."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _on_request(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
         if isinstance(frame, btp.Transfer):

@@ -174,7 +174,6 @@ class EthUplink(BtpUplink):
         self._watcher: asyncio.Task[None] | None = None
         self._topup_task: asyncio.Task[None] | None = None
         self._topup_retry_at = 0.0
-        self._background: set[asyncio.Task[Any]] = set()
 
     # -- state ------------------------------------------------------------------------------------------------
 
@@ -353,14 +352,8 @@ class EthUplink(BtpUplink):
             self._maybe_topup()
         try:
             reply = await conn.send_prepare(prepare, timeout)
-        except ConnectionClosed:
-            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the connection to the parent closed")
-        except TimeoutError:
-            return Reject(ErrorCode.R00_TRANSFER_TIMED_OUT, self._address, "the parent did not answer before the packet expired")
-        except BtpPeerError as e:
-            return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an error: {e}")
-        except CodecError as e:
-            return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an invalid packet: {e}")
+        except (ConnectionClosed, BtpPeerError, CodecError) as e:
+            return self._link_failure(e)  # still charged: the parent may have the Prepare (a timeout, too)
         if isinstance(reply, Reject):
             # The server credits a rejected Prepare back; so do we.
             self.book.rejected(amount)
@@ -606,18 +599,13 @@ class EthUplink(BtpUplink):
             except EthUplinkError as e:
                 log.warning("channel watcher: %s", e)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     # -- closing ----------------------------------------------------------------------------------------------
 
     async def close(self) -> None:
         if self._closing and self.chain is None:
             return
         self._closing = True
-        for task in (self._watcher, self._topup_task, *self._background):
+        for task in (self._watcher, self._topup_task, *self._tasks):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

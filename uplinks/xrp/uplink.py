@@ -96,10 +96,9 @@ class XrpUplink(BtpUplink):
         self.ledger: XrpLedger | None = None
         self.book: ClaimBook | None = None
         self.account = ""  # our ILP address at the parent, as its info reply says
-        self._tasks: set[asyncio.Task[None]] = set()
         self._housekeeper: asyncio.Task[None] | None = None
         self._dirty = False
-        self._claim_in_flight: asyncio.Task[None] | None = None
+        self._claim_in_flight: asyncio.Task[Any] | None = None
         self._stopping = asyncio.Event()
 
     # -- connecting ----------------------------------------------------------------------------------------
@@ -472,12 +471,6 @@ class XrpUplink(BtpUplink):
         with contextlib.suppress(LedgerError, ConnectionError, XrpUplinkError):
             await self.submit_best_claim(closing=True)
         self.fail(why)
-
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # -- stopping ------------------------------------------------------------------------------------------
 
