@@ -24,6 +24,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from moneyd.app import Router, RouterSettings, StartupError
 from moneyd.btp.connection import BtpConnection, BtpPeerError, RequestRefused
+from moneyd.btp.parent import btp_token
 from moneyd.localapp import LocalApp
 from moneyd.store import Store
 from moneyd.wire import btp, ildcp, ilp
@@ -31,7 +32,6 @@ from moneyd.wire.btp import ProtocolData
 from tests.ethfixture import Ganache
 from tests.jsnode import NodeProcess, NodeRunner, free_port
 from uplinks.eth import messages
-from uplinks.eth.auth import btp_token
 from uplinks.eth.book import ClaimBook
 from uplinks.eth.chain import EthChain
 from uplinks.eth.claims import Claim, channel_id_hex, sign_claim

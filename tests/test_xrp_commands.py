@@ -11,8 +11,8 @@ from pathlib import Path
 
 from xrpl.wallet import Wallet
 
+from moneyd.btp.parent import btp_token
 from tests.xrpl_emulator import XrplEmulator
-from uplinks.xrp.auth import btp_token
 
 XRP = 1_000_000
 

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from moneyd.btp import parent as auth
 from moneyd.wire.btp import Message, ProtocolData, Transfer, decode_frame, encode_frame
-from uplinks.xrp import auth, claims, messages
+from uplinks.xrp import claims, messages
 from uplinks.xrp.claims import Claim, PayChannel
-from uplinks.xrp.errors import ConfigError, ProtocolError, ScaleMismatch
+from uplinks.xrp.errors import ProtocolError, ScaleMismatch
 from uplinks.xrp.keys import ChannelKey
 
 KEY = ChannelKey.from_seed(bytes(range(32)))
@@ -186,12 +187,13 @@ def test_ledger_entry_parsing() -> None:
 
 
 def test_auth_checks() -> None:
-    assert auth.parent_url("127.0.0.1:7443", "alice", "s", scheme="btp+ws").startswith("btp+ws://alice:")
+    assert auth.parent_url("btp+ws://127.0.0.1:7443", "alice", "s").startswith("btp+ws://alice:")
+    assert auth.parent_url("btp+wss://host:7443/", "alice", "s").startswith("btp+wss://alice:")
     for name in ("", "a.b", "a:b", "a@b", "a b", "x" * 129):
-        with pytest.raises(ConfigError):
+        with pytest.raises(auth.ParentError):
             auth.parent_url("host", name, "s")
-    for parent in ("", "user@host", "wss://host", "host name"):
-        with pytest.raises(ConfigError):
+    for parent in ("", "user@host", "wss://host", "host name", "btp+ws://remote.example", "btp+wss://u:t@host"):
+        with pytest.raises(auth.ParentError):
             auth.parent_url(parent, "alice", "s")
 
 

@@ -18,9 +18,10 @@ from xrpl.core.addresscodec import encode_classic_address
 from xrpl.core.binarycodec import encode_for_signing_claim
 from xrpl.core.keypairs import derive_classic_address, derive_keypair, generate_seed, is_valid_message
 
+from moneyd.btp import parent as auth
 from moneyd.wire.btp import Message, ProtocolData, Transfer, encode_frame
 from tests.jsnode import NodeProcess, NodeRunner
-from uplinks.xrp import auth, claims, messages, nodebuf
+from uplinks.xrp import claims, messages, nodebuf
 from uplinks.xrp.book import ClaimBook
 from uplinks.xrp.claims import Claim, PayChannel
 from uplinks.xrp.errors import ClaimRejected

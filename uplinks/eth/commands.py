@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
+from moneyd.btp.parent import ParentError, check_name, parent_url, split_parent
 from moneyd.commands.local import ALLOW_EXTENSIONS, ALLOW_ORIGIN, HOST, PORT, QUIET
 from moneyd.config import Config, ConfigError
 from moneyd.secrets import SecretError, SecretStore
@@ -210,19 +211,18 @@ def register(app: typer.Typer) -> None:
             raise fail(str(e)) from None
         if existing is not None and not force:
             raise fail(f"{cfg.path} already has an eth uplink; use --force to replace it")
-        from .auth import check_name, split_parent
         from .errors import ConfigError as EthConfigError
 
         amount = parse_wei(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_WEI
         parent = _ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
         try:
             split_parent(parent)
-        except EthConfigError as e:
+        except ParentError as e:
             raise typer.BadParameter(str(e), param_hint="--parent") from None
         account_name = name if name is not None else os.urandom(8).hex()
         try:
             check_name(account_name)
-        except EthConfigError as e:
+        except ParentError as e:
             raise typer.BadParameter(str(e), param_hint="--name") from None
         provider = check_provider(_ask(provider, "--provider", "Ethereum JSON-RPC URL"))
         if contract is not None:
@@ -273,13 +273,11 @@ def register(app: typer.Typer) -> None:
         section = Section.load(cfg)
         settings = server_options(host, port, allow_origin, unsafe_allow_extensions)
         account = load_key(section, ctx.obj.testnet)
-        from .auth import parent_url
-        from .errors import ConfigError as EthConfigError
         from .uplink import EthUplink
 
         try:
             url = parent_url(section.parent, section.name, key_hex(account))
-        except EthConfigError as e:
+        except ParentError as e:
             raise fail(str(e)) from None
         store = Store.open_default(ctx.obj.testnet)
         uplink = EthUplink(url, section.provider, account, store, contract=section.contract,
@@ -502,7 +500,6 @@ async def _ask_parent_to_close(section: Section, account: LocalAccount, wait: fl
     from moneyd.wire.btp import ProtocolData
 
     from . import messages
-    from .auth import parent_url
 
     async def on_request(frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
         if isinstance(frame, btp.Message) and messages.kind(frame.protocol_data) == messages.INFO:

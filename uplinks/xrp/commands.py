@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
+from moneyd.btp.parent import ParentError, parent_url
 from moneyd.commands.local import ALLOW_EXTENSIONS, ALLOW_ORIGIN, HOST, PORT, QUIET
 from moneyd.config import Config, ConfigError
 from moneyd.secrets import SecretError, SecretStore
@@ -226,12 +227,9 @@ def register(app: typer.Typer) -> None:
                 secret=secret.strip(),
                 channel_amount=parse_drops(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_DROPS,
             )
-            from .errors import ConfigError as XrpConfigError
-            from .uplink import btp_url
-
             try:
-                btp_url(settings.parent, settings.name, settings.secret)
-            except XrpConfigError as e:
+                parent_url(settings.parent, settings.name, settings.secret)
+            except ParentError as e:
                 raise typer.BadParameter(str(e), param_hint="--parent/--name") from None
             if not settings.xrp_server.startswith(("ws://", "wss://")):
                 raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")

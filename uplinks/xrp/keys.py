@@ -7,6 +7,8 @@ reinstall. On the ledger the channel's PublicKey is "ED" + the 32-byte key in up
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -15,7 +17,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .auth import hmac_sha256
 from .errors import UnsafeChannel
 
 CHANNEL_KEY_PREFIX: Final = "ilp-plugin-xrp-stateless"
@@ -23,7 +24,7 @@ _ED_KEY_RE: Final = re.compile(r"ED[0-9A-Fa-f]{64}")
 
 
 def channel_seed(xrp_secret: str, server_address: str) -> bytes:
-    return hmac_sha256(xrp_secret, CHANNEL_KEY_PREFIX + server_address)
+    return hmac.new(xrp_secret.encode(), (CHANNEL_KEY_PREFIX + server_address).encode(), hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)

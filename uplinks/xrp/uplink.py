@@ -25,6 +25,7 @@ from typing import Any
 from xrpl.wallet import Wallet
 
 from moneyd.btp.connection import BtpPeerError, ConnectionClosed, RequestRefused
+from moneyd.btp.parent import parent_url
 from moneyd.store import Store
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
@@ -39,13 +40,11 @@ from moneyd.wire.ilp import (
 from uplinks.btp.uplink import BtpUplink
 
 from . import messages
-from .auth import parent_url
 from .book import DEFAULT_FUND_DROPS, ClaimBook, Settlement
 from .claims import MIN_SETTLE_DELAY, Claim, PayChannel, from_drops, to_drops
 from .errors import (
     BalanceExceeded,
     ClaimRejected,
-    ConfigError,
     InsufficientCapacity,
     ProtocolError,
     XrpUplinkError,
@@ -71,26 +70,13 @@ class XrpSettings:
     save_interval: float = 1.0  # the balance is saved at least this often while it changes
 
 
-def btp_url(parent: str, name: str, secret: str) -> str:
-    """The parent's BTP URL with our HMAC-derived token (as the JS moneyd-uplink-xrp builds it)."""
-    for scheme in ("btp+wss", "btp+ws"):
-        prefix = scheme + "://"
-        if parent.startswith(prefix):
-            host = parent[len(prefix):].rstrip("/")
-            if scheme == "btp+ws" and host.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
-                # The token is derived from the XRP secret: never send it unencrypted off this machine.
-                raise ConfigError(f"parent {parent!r}: btp+ws:// is unencrypted; use btp+wss:// (or host[:port])")
-            return parent_url(host, name, secret, scheme)
-    return parent_url(parent, name, secret)
-
-
 class XrpUplink(BtpUplink):
     def __init__(self, settings: XrpSettings, store: Store, **btp_options: Any) -> None:
         try:
             self.wallet = Wallet.from_seed(settings.secret)
         except Exception:
             raise XrpUplinkError("the configured XRP secret is not a valid family seed") from None
-        super().__init__(btp_url(settings.parent, settings.name, settings.secret), **btp_options)
+        super().__init__(parent_url(settings.parent, settings.name, settings.secret), **btp_options)
         self.settings = settings
         self.store = store
         self.ledger: XrpLedger | None = None
