@@ -48,3 +48,12 @@ def test_completion_scripts_are_current(shell: str) -> None:
 def test_completion_offers_options() -> None:
     out = run(env={"_MONEYD_COMPLETE": "complete_bash", "COMP_WORDS": "moneyd --vers", "COMP_CWORD": "1"})
     assert out.stdout.split() == ["--version"]
+
+
+def test_the_cli_starts_without_loading_the_chain_libraries() -> None:
+    # Every command pays for what the CLI imports at startup: xrpl-py and web3 load only when an xrp:/eth: command runs.
+    probe = ("import sys, runpy; sys.argv = ['moneyd', '--help']\n"
+             "try:\n    runpy.run_module('moneyd', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'xrpl', 'web3', 'eth_account'}), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr

@@ -31,13 +31,13 @@ import typer
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.secrets import PASSPHRASE_ENV, SecretError, SecretStore
 
-from .claims import MAX_DROPS, PayChannel, check_channel_id
 from .commands import SECRET_ENV, SERVERS, ConfigureError, fail, load_config, wallet_for, xrp
 from .errors import ProtocolError
 
 if TYPE_CHECKING:
     from xrpl.wallet import Wallet
 
+    from .claims import PayChannel
     from .ledger import XrpLedger
 
 RIPPLE_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z in Unix seconds
@@ -66,6 +66,8 @@ def parse_topup(text: str) -> tuple[int, str]:
         raise typer.BadParameter(f"{e} (give drops, e.g. 5000000, or XRP, e.g. 5XRP)", param_hint="--amount") from None
     if drops <= 0:
         raise typer.BadParameter("the amount must be more than 0", param_hint="--amount")
+    from .claims import MAX_DROPS  # xrpl-py is loaded only when a command runs
+
     if drops > MAX_DROPS:
         raise typer.BadParameter(f"{drops:,} drops is more XRP than exists", param_hint="--amount")
     return drops, unit
@@ -198,6 +200,8 @@ def confirm(question: str, yes: bool, what: str) -> bool:
 
 
 def pick_channel(text: str, channels: list[PayChannel], address: str) -> PayChannel:
+    from .claims import check_channel_id
+
     try:
         cid = check_channel_id(text.strip())
     except ProtocolError as e:
