@@ -59,7 +59,9 @@ class BookMachine(RuleBasedStateMachine):
         super().__init__()
         self.book = new_book()
         self.settled = 0  # what our claims have paid in total
-        self.out_fulfilled = 0
+        self.out_charged = 0  # our Prepares the parent holds: in flight or fulfilled
+        self.out_flight: list[int] = []
+        self.out_rejected = 0  # prepaid, then rejected: the only way our float passes the maximum
         self.in_fulfilled = 0
         self.received = 0
         self.in_flight: list[int] = []
@@ -84,10 +86,30 @@ class BookMachine(RuleBasedStateMachine):
         self._settle()
 
     @rule(amount=st.integers(1, 30_000_000))
-    def outgoing_fulfilled(self, amount: int) -> None:
-        self.book.outgoing_fulfilled(amount)
-        self.out_fulfilled += amount
-        self._settle()
+    def outgoing_prepare(self, amount: int) -> None:
+        before, sent = self.book.balance, self.book.sent
+        try:
+            s = self.book.prepare_outgoing(amount)
+        except InsufficientCapacity:
+            assert (self.book.balance, self.book.sent) == (before, sent)  # refused: nothing changed
+            self._settle()  # tops the channel up
+            return
+        self.out_charged += amount
+        self.out_flight.append(amount)
+        if s is not None:
+            self.settled += s.amount
+            assert self.book.balance == self.book.settings.settle_to
+            assert claims.verify_claim(OUR_KEY.public_key, OUT_CH, s.drops, s.claim.signature or b"")
+        assert self.book.balance >= 0  # the parent holds claims for every Prepare it has seen
+
+    @precondition(lambda self: self.out_flight)
+    @rule(fulfil=st.booleans())
+    def outgoing_result(self, fulfil: bool) -> None:
+        amount = self.out_flight.pop(0)
+        if not fulfil:
+            self.book.outgoing_rejected(amount)
+            self.out_charged -= amount
+            self.out_rejected += amount
 
     @rule(amount=st.integers(0, 30_000_000))
     def incoming_prepare(self, amount: int) -> None:
@@ -150,13 +172,10 @@ class BookMachine(RuleBasedStateMachine):
     def accounting(self) -> None:
         b = self.book
         pending = sum(self.in_flight)
-        assert b.balance == self.settled - self.out_fulfilled + self.in_fulfilled + pending - self.received
-        # Never pay more than we consumed (net) plus the limit: balance <= maximum at all times.
-        assert b.balance <= b.settings.maximum
-        assert (
-            self.settled
-            <= self.out_fulfilled - self.in_fulfilled - pending + self.received + b.settings.maximum
-        )
+        assert b.balance == self.settled - self.out_charged + self.in_fulfilled + pending - self.received
+        # Never pay more than we consumed (net) plus the limit, but for Prepares we paid for before sending that
+        # were then rejected (the parent keeps that as credit for the next ones).
+        assert b.balance <= b.settings.maximum + self.out_rejected
         assert b.sent is not None and b.sent.amount == self.settled
         # The best incoming claim only grows, and we never claim past it.
         assert b.best.amount >= self.best_seen
@@ -178,8 +197,7 @@ def test_startup_prepays_settle_to_like_the_js_moneyd() -> None:
     s = book.settle()
     assert s is not None and s.amount == 10_000_000 and s.drops == 10_000
     assert book.balance == 10_000_000 and book.settle() is None
-    book.outgoing_fulfilled(5_000_001)
-    s = book.settle()
+    s = book.prepare_outgoing(5_000_001)
     assert s is not None and s.amount == 5_000_001 and s.claim.amount == 15_000_001 and s.drops == 15_001
 
 
@@ -342,4 +360,4 @@ def test_balance_limits() -> None:
         scale=9, key=OUR_KEY, our_address=US, server_address=SERVER, settings=BalanceSettings(minimum=-5)
     )
     with pytest.raises(BalanceExceeded):
-        strict.outgoing_fulfilled(6)
+        strict.prepare_outgoing(6)

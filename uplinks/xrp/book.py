@@ -4,8 +4,9 @@ Two channels meet here. Ours (us -> parent) carries the claims we sign to pay; t
 "client channel") carries the claims it signs to pay us. Around them runs the connector's balance, as the JS
 moneyd configures it (maximum 20e6, settleThreshold 5e6, settleTo 10e6 at scale 9): the balance is what the
 parent owes us, positive when we prepaid. Incoming Prepares raise it (refused above ``maximum``), their rejects
-lower it again, our fulfilled outgoing Prepares lower it, and when it falls below ``settle_threshold`` we sign
-a claim that brings it back to ``settle_to``. Claims the parent sends lower it by what they add.
+lower it again. Our outgoing Prepares lower it when they are *sent* (the asym server counts prepared amounts
+against our claims) and their rejects raise it back; when it would fall below ``settle_threshold`` we sign, before
+the Prepare goes, a claim that brings it back to ``settle_to``. Claims the parent sends lower it by what they add.
 
 The I/O layer calls these methods and does what they return: send a claim, submit one to the ledger, top the
 channel up, store the best incoming claim durably before acknowledging it.
@@ -259,13 +260,6 @@ class ClaimBook:
 
     def incoming_rejected(self, amount: int) -> None:
         self.balance -= amount
-
-    def outgoing_fulfilled(self, amount: int) -> None:
-        """A Prepare we sent the parent was fulfilled: we owe it ``amount``."""
-        new = self.balance - amount
-        if self.settings.minimum is not None and new < self.settings.minimum:
-            raise BalanceExceeded(f"insufficient funds: {self.balance} - {amount} < {self.settings.minimum}")
-        self.balance = new
 
     def prepare_outgoing(self, amount: int) -> Settlement | None:
         """A Prepare of ``amount`` we are about to send the parent, charged now: the asym server counts what we
