@@ -37,7 +37,7 @@ UPLINK = "uplink"
 
 
 class StartupError(Exception):
-    """moneyd cannot start; the message is the one line the user sees."""
+    """moneyd cannot start, or its uplink cannot go on (Uplink.fail); the message is the one line the user sees."""
 
 
 @dataclass
