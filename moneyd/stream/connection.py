@@ -79,7 +79,7 @@ from .packet import (
     encode_stream_packet,
 )
 from .probing import PROBE_AMOUNTS, ProbeOutcome, RateProbe
-from .streams import FRAME_SLACK, StreamRecord, StreamState, Trigger
+from .streams import FRAME_SLACK, StreamRecord, StreamState, StreamTable, Trigger
 
 __all__ = [
     "MAX_SEQUENCE", "PROBE_AMOUNTS", "Config", "Connected", "Connection", "ConnectionClosed", "DataReceived",
@@ -197,15 +197,8 @@ class Connection:
         self.total_received = 0
         self.packets_sent = 0  # fulfilled money packets
         self._events: deque[Event] = deque()
-        # streams: the open ones, ids of the retired ones, and retired ones whose bytes are still unread
-        self._streams: dict[int, StreamRecord] = {}
-        self._closed_streams: set[int] = set()
-        self._leftover: dict[int, StreamRecord] = {}
-        self._next_stream_id = 2 if is_server else 1
-        self._max_stream_id = 2 * cfg.max_remote_streams  # what we allow the peer
-        self._remote_max_stream_id = 2 * cfg.max_remote_streams
-        self._remote_max_offset = cfg.connection_buffer
-        self._told_conn_blocked: int | None = None
+        self._streams = StreamTable(is_server=is_server, max_remote_streams=cfg.max_remote_streams,
+                                    stream_buffer=cfg.stream_buffer, connection_buffer=cfg.connection_buffer)
         self._next_sequence = 1
         self._in_flight: dict[int, _InFlight] = {}
         self._queued: list[Frame] = []  # control frames for the next packet (or reply)
@@ -252,28 +245,21 @@ class Connection:
     def open_stream(self) -> int:
         if self.state is not State.OPEN:
             raise StreamError("connection is closed")
-        sid = self._next_stream_id
-        if sid > self._remote_max_stream_id:
+        s = self._streams.open_local()
+        if s is None:
+            sid, limit = self._streams.next_local_id, self._streams.remote_max_id
             self._queued.append(ConnectionStreamIdBlocked(sid))
-            raise StreamError(f"opening stream {sid} would exceed the peer's limit of {self._remote_max_stream_id}")
-        self._next_stream_id += 2
-        self._add_stream(sid, receive_max=0)
-        return sid
-
-    def _add_stream(self, sid: int, receive_max: int) -> StreamRecord:
-        s = StreamRecord(sid)
-        s.recv.receive_max, s.recv.buffer = receive_max, self.config.stream_buffer
-        self._streams[sid] = s
-        return s
+            raise StreamError(f"opening stream {sid} would exceed the peer's limit of {limit}")
+        return s.id
 
     def _stream(self, sid: int) -> StreamRecord:
         s = self._streams.get(sid)
         if s is None:
-            raise StreamError(f"stream {sid} is {'closed' if sid in self._closed_streams else 'unknown'}")
+            raise StreamError(f"stream {sid} is {'closed' if self._streams.is_retired(sid) else 'unknown'}")
         return s
 
     def stream_ids(self) -> list[int]:
-        return list(self._streams)
+        return self._streams.ids()
 
     def set_send_max(self, sid: int, amount: int) -> None:
         s = self._stream(sid)
@@ -321,11 +307,11 @@ class Connection:
         return 0 if s is None else s.send.unsent_bytes
 
     def read(self, sid: int, max_bytes: int = -1) -> bytes:
-        s = self._streams.get(sid) or self._leftover.get(sid)
+        s = self._streams.readable(sid)
         return b"" if s is None else s.recv.read(max_bytes)
 
     def readable(self, sid: int) -> int:
-        s = self._streams.get(sid) or self._leftover.get(sid)
+        s = self._streams.readable(sid)
         return len(s.recv.recv_buf) if s else 0
 
     def stream_is_open(self, sid: int) -> bool:
@@ -343,7 +329,7 @@ class Connection:
             return
         self.state = State.CLOSING
         self._close_to_send = (error_code, message)
-        for sid in list(self._streams):
+        for sid in self._streams.ids():
             self.close_stream(sid, error_code, message)
         if self.destination_account is None:
             # The peer never told us its address, so there is nobody to tell.
@@ -352,10 +338,7 @@ class Connection:
     def _end_stream(self, s: StreamRecord, trigger: Trigger, event: StreamClosed | None) -> None:
         """Move a stream to CLOSED and forget it (bytes that arrived before the close stay readable)."""
         s.apply(trigger)
-        self._streams.pop(s.id, None)
-        self._closed_streams.add(s.id)
-        if s.recv.recv_buf:
-            self._leftover[s.id] = s
+        self._streams.retire(s)
         if event is not None:
             self._events.append(event)
 
@@ -412,7 +395,7 @@ class Connection:
 
     def _needs_rate(self) -> bool:
         return self.exchange_rate is None and (
-            self._want_rate or any(s.available > 0 for s in self._streams.values())
+            self._want_rate or any(s.available > 0 for s in self._streams)
         )
 
     def _account_frames(self) -> list[Frame]:
@@ -445,7 +428,7 @@ class Connection:
         """Our limits on the streams where they changed since we last told them."""
         frames: list[Frame] = []
         ids: list[int] = []
-        for s in self._streams.values():
+        for s in self._streams:
             if s.state is not StreamState.END_SENT and s.recv.limits_changed:
                 frames += s.recv.advertise(s.id)
                 ids.append(s.id)
@@ -460,7 +443,7 @@ class Connection:
         cap = self._congestion.packet_amount
         if rate > 1:
             cap = min(cap, math.floor(UINT64_MAX / rate))
-        for s in self._streams.values():
+        for s in self._streams:
             want = s.available
             if want <= 0 or cap <= 0:
                 continue
@@ -492,7 +475,7 @@ class Connection:
         else:
             data = self._take_data(frames)
         closes: list[StreamClose] = []
-        for s in self._streams.values():
+        for s in self._streams:
             if s.end_due and not any(sid == s.id for sid, _, _ in data):
                 s.apply(Trigger.END_IN_PREPARE)
                 closes.append(s.end_frame())
@@ -518,9 +501,9 @@ class Connection:
         """Bytes for the next packet (one with no money), within its size and the peer's windows."""
         budget = MAX_DATA_SIZE - crypto.ENCRYPTION_OVERHEAD - len(encode_stream_packet(
             StreamPacket(MAX_SEQUENCE, PacketType.PREPARE, UINT64_MAX, tuple(frames)))) - FRAME_SLACK
-        conn_room = self._remote_max_offset - sum(s.send.send_offset for s in self._streams.values())
+        conn_room = self._streams.connection_room()
         out: list[tuple[int, int, bytes]] = []
-        for s in self._streams.values():
+        for s in self._streams:
             if budget <= FRAME_SLACK:
                 break
             chunks, budget, new = s.send.take_bytes(budget, conn_room)
@@ -529,11 +512,9 @@ class Connection:
             blocked = s.send.data_blocked(s.id)
             if blocked is not None:
                 frames.append(blocked)
-        if conn_room <= 0 and any(s.send.out_buf for s in self._streams.values()):
-            want = sum(s.send.send_offset + len(s.send.out_buf) for s in self._streams.values())
-            if self._told_conn_blocked != want:
-                frames.append(ConnectionDataBlocked(want))
-                self._told_conn_blocked = want
+        conn_blocked = self._streams.connection_blocked()
+        if conn_blocked is not None:
+            frames.append(conn_blocked)
         frames += [StreamData(sid, offset, chunk) for sid, offset, chunk in out]
         return out
 
@@ -735,7 +716,7 @@ class Connection:
                 case ConnectionNewAddress(account):
                     if not is_valid_address(account):
                         continue
-                    self._queued += [ConnectionMaxStreamId(self._max_stream_id),
+                    self._queued += [ConnectionMaxStreamId(self._streams.max_remote_id),
                                      ConnectionAssetDetails(self.asset_code, self.asset_scale)]
                     if account != self.destination_account:
                         self.destination_account = account
@@ -748,9 +729,9 @@ class Connection:
                     if not self.closed:
                         self._finish(code, message, True)
                 case ConnectionMaxData(offset):
-                    self._remote_max_offset = max(self._remote_max_offset, offset)
+                    self._streams.on_remote_max_data(offset)
                 case ConnectionMaxStreamId(sid):
-                    self._remote_max_stream_id = max(self._remote_max_stream_id, sid)
+                    self._streams.on_remote_max_id(sid)
                 case StreamClose(sid, code, message):
                     self._remote_stream_close(sid, code, message)
                 case StreamMaxMoney(sid, receive_max, total):
@@ -771,8 +752,7 @@ class Connection:
         # When our own StreamClose is already on its way, the stream ends without a second event.
         ended = s.state is StreamState.END_SENT
         self._end_stream(s, Trigger.REMOTE_END, None if ended else StreamClosed(sid, code, message, True))
-        self._max_stream_id += 2
-        self._queued.append(ConnectionMaxStreamId(self._max_stream_id))
+        self._queued.append(ConnectionMaxStreamId(self._streams.allow_another_remote()))
 
     # --- incoming Prepares ------------------------------------------------------------------------------------
 
@@ -788,7 +768,7 @@ class Connection:
         if request is None:
             return Reject("F06", account, "", b"")
         self._last_active = now
-        answer = _Answer(prepare, request, account, [ConnectionMaxData(self._connection_max_acceptable())])
+        answer = _Answer(prepare, request, account, [ConnectionMaxData(self._streams.max_acceptable_offset())])
         if self.closed:
             return self._answer_closed(answer)
         if not self._admit_streams(answer, now):
@@ -856,7 +836,7 @@ class Connection:
             if not isinstance(frame, StreamMoney | StreamData | StreamMaxMoney | StreamMaxData):
                 continue
             sid = frame.stream_id
-            if sid in self._closed_streams:
+            if self._streams.is_retired(sid):
                 if isinstance(frame, StreamMoney | StreamData):
                     if not any(isinstance(f, StreamClose) and f.stream_id == sid for f in answer.frames):
                         answer.frames.append(StreamClose(sid, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed"))
@@ -867,22 +847,22 @@ class Connection:
         return True
 
     def _new_remote_stream(self, sid: int, now: float) -> bool:
-        if (sid % 2 == 0) != (not self.is_server):
+        if not self._streams.opened_by_peer(sid):
             who = "Client" if self.is_server else "Server"
             parity = "odd" if self.is_server else "even"
             message = f"Invalid Stream ID: {sid}. {who}-initiated streams must have {parity}-numbered IDs"
             self._queued.append(ConnectionClose(ErrorCode.PROTOCOL_VIOLATION, message))
             self._fail(ErrorCode.PROTOCOL_VIOLATION, message, now, tell=False)
             return False
-        if sid > self._max_stream_id:
-            message = f"Maximum number of open streams exceeded. Got stream: {sid}, current max stream ID: " \
-                      f"{self._max_stream_id}"
+        limit = self._streams.max_remote_id
+        if sid > limit:
+            message = f"Maximum number of open streams exceeded. Got stream: {sid}, current max stream ID: {limit}"
             self._queued.append(ConnectionClose(ErrorCode.STREAM_ID_ERROR, message))
             self._fail(ErrorCode.STREAM_ID_ERROR, message, now, tell=False)
             return False
-        if self._max_stream_id * 3 < sid * 4:
-            self._queued.append(ConnectionMaxStreamId(self._max_stream_id))
-        self._add_stream(sid, receive_max=self.config.default_receive_max)
+        if limit * 3 < sid * 4:
+            self._queued.append(ConnectionMaxStreamId(limit))
+        self._streams.add(sid, receive_max=self.config.default_receive_max)
         self._events.append(StreamOpened(sid))
         return True
 
@@ -892,7 +872,7 @@ class Connection:
             self._events.append(DataReceived(s.id))
 
     def _within_flow_control(self, answer: _Answer, now: float) -> bool:
-        for s in self._streams.values():
+        for s in self._streams:
             if s.recv.over_limit():
                 self._fail(ErrorCode.FLOW_CONTROL_ERROR,
                            f"Exceeded flow control limits: stream {s.id} can accept up to offset "
@@ -900,10 +880,6 @@ class Connection:
                 answer.frames.append(ConnectionClose(ErrorCode.FLOW_CONTROL_ERROR, "Exceeded flow control limits"))
                 return False
         return True
-
-    def _connection_max_acceptable(self) -> int:
-        consumed = sum(s.recv.consumed for s in self._streams.values())
-        return consumed + self.config.connection_buffer
 
     @staticmethod
     def _split_money(request: StreamPacket, amount: int) -> dict[int, int]:
@@ -943,7 +919,7 @@ class Connection:
                      if isinstance(f, StreamMoney | StreamData | StreamMaxMoney | StreamMaxData | StreamMoneyBlocked
                                    | StreamDataBlocked)}
         closing: list[StreamRecord] = []
-        for s in self._streams.values():
+        for s in self._streams:
             if s.end_due:
                 answer.frames.append(s.end_frame())
                 closing.append(s)
@@ -970,7 +946,7 @@ class Connection:
         self._probe.cancel()
         if tell and self.destination_account is not None and not self._peer_knows_closed:
             self._close_to_send = (code, message)
-        for s in self._streams.values():
+        for s in self._streams:
             s.send.discard()
         self._finish(code, message, False)
 
@@ -980,7 +956,7 @@ class Connection:
         self.state = State.CLOSED
         if by_remote:
             self._peer_knows_closed = True
-        for s in list(self._streams.values()):
+        for s in list(self._streams):
             self._end_stream(s, Trigger.FINISH, StreamClosed(s.id, code, message, by_remote))
         self.close_event = ConnectionClosed(code, message, by_remote, self.total_sent, self.total_delivered,
                                             self.total_received)

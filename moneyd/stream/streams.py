@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
@@ -19,6 +20,7 @@ from typing import Final
 
 from ..wire.oer import UINT64_MAX
 from .packet import (
+    ConnectionDataBlocked,
     ErrorCode,
     StreamClose,
     StreamDataBlocked,
@@ -302,3 +304,105 @@ class StreamRecord:
 
     def end_frame(self) -> StreamClose:
         return StreamClose(self.id, self.close_code, self.close_message)
+
+
+class StreamTable:
+    """A connection's streams: the open ones by id, the ids retired, retired ones whose bytes are still unread,
+    and the connection-wide limits both ways (ConnectionMaxStreamId, ConnectionMaxData). Clients open odd ids,
+    servers even ones."""
+
+    def __init__(self, *, is_server: bool, max_remote_streams: int, stream_buffer: int,
+                 connection_buffer: int) -> None:
+        self.is_server = is_server
+        self.stream_buffer = stream_buffer
+        self.connection_buffer = connection_buffer
+        self.remote_max_offset = connection_buffer  # the peer's connection window, until it says otherwise
+        self._told_blocked: int | None = None
+        self._open: dict[int, StreamRecord] = {}
+        self._closed: set[int] = set()
+        self._leftover: dict[int, StreamRecord] = {}
+        self.next_local_id = 2 if is_server else 1
+        self.max_remote_id = 2 * max_remote_streams  # the highest id the peer may open: we tell it
+        self.remote_max_id = 2 * max_remote_streams  # the highest id we may open: the peer tells us
+
+    def __iter__(self) -> Iterator[StreamRecord]:
+        return iter(self._open.values())
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __contains__(self, sid: int) -> bool:
+        return sid in self._open
+
+    def __getitem__(self, sid: int) -> StreamRecord:
+        return self._open[sid]
+
+    def ids(self) -> list[int]:
+        return list(self._open)
+
+    def get(self, sid: int) -> StreamRecord | None:
+        return self._open.get(sid)
+
+    def readable(self, sid: int) -> StreamRecord | None:
+        """An open stream, or a retired one with bytes left to read."""
+        return self._open.get(sid) or self._leftover.get(sid)
+
+    def is_retired(self, sid: int) -> bool:
+        return sid in self._closed
+
+    def open_local(self) -> StreamRecord | None:
+        """A new stream of ours, or None when the peer's limit does not allow one (then ``next_local_id`` is the
+        id we are blocked on)."""
+        sid = self.next_local_id
+        if sid > self.remote_max_id:
+            return None
+        self.next_local_id += 2
+        return self.add(sid, receive_max=0)
+
+    def opened_by_peer(self, sid: int) -> bool:
+        """The id has the peer's parity (even when we are the client)."""
+        return (sid % 2 == 0) != self.is_server
+
+    def add(self, sid: int, receive_max: int) -> StreamRecord:
+        s = StreamRecord(sid)
+        s.recv.receive_max, s.recv.buffer = receive_max, self.stream_buffer
+        self._open[sid] = s
+        return s
+
+    def retire(self, s: StreamRecord) -> None:
+        """Forget a closed stream, keeping bytes that arrived before the close readable."""
+        self._open.pop(s.id, None)
+        self._closed.add(s.id)
+        if s.recv.recv_buf:
+            self._leftover[s.id] = s
+
+    def on_remote_max_id(self, sid: int) -> None:
+        self.remote_max_id = max(self.remote_max_id, sid)
+
+    def allow_another_remote(self) -> int:
+        """A peer's stream ended: it may open one more. Returns the new limit to tell it."""
+        self.max_remote_id += 2
+        return self.max_remote_id
+
+    # --- the connection's data windows --------------------------------------------------------------------------
+
+    def on_remote_max_data(self, offset: int) -> None:
+        self.remote_max_offset = max(self.remote_max_offset, offset)
+
+    def connection_room(self) -> int:
+        """New bytes the peer's connection window takes, across all streams."""
+        return self.remote_max_offset - sum(s.send.send_offset for s in self)
+
+    def connection_blocked(self) -> ConnectionDataBlocked | None:
+        """The ConnectionDataBlocked to send when the peer's connection window stops our bytes (once per offset)."""
+        if self.connection_room() > 0 or not any(s.send.out_buf for s in self):
+            return None
+        want = sum(s.send.send_offset + len(s.send.out_buf) for s in self)
+        if self._told_blocked == want:
+            return None
+        self._told_blocked = want
+        return ConnectionDataBlocked(want)
+
+    def max_acceptable_offset(self) -> int:
+        """Our connection window: what the application read, plus the buffer."""
+        return sum(s.recv.consumed for s in self) + self.connection_buffer
