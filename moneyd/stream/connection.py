@@ -749,9 +749,8 @@ class Connection:
         s = self._streams.get(sid)
         if s is None:
             return
-        # When our own StreamClose is already on its way, the stream ends without a second event.
-        ended = s.state is StreamState.END_SENT
-        self._end_stream(s, Trigger.REMOTE_END, None if ended else StreamClosed(sid, code, message, True))
+        # Even with our own StreamClose on its way: the stream is forgotten now, so its ack finds nothing to close.
+        self._end_stream(s, Trigger.REMOTE_END, StreamClosed(sid, code, message, True))
         self._queued.append(ConnectionMaxStreamId(self._streams.allow_another_remote()))
 
     # --- incoming Prepares ------------------------------------------------------------------------------------
