@@ -79,7 +79,7 @@ from .packet import (
     encode_stream_packet,
 )
 from .probing import PROBE_AMOUNTS, ProbeOutcome, RateProbe
-from .streams import FRAME_SLACK, StreamRecord, StreamState, StreamTable, Trigger
+from .streams import FRAME_SLACK, StreamRecord, StreamState, StreamTable, Trigger, split_money
 
 __all__ = [
     "MAX_SEQUENCE", "PROBE_AMOUNTS", "Config", "Connected", "Connection", "ConnectionClosed", "DataReceived",
@@ -424,40 +424,6 @@ class Connection:
             out.append(OutgoingPrepare(seq, self._prepare(now, amount, self._seal(packet), cond)))
         return out
 
-    def _adverts(self) -> tuple[list[Frame], list[int]]:
-        """Our limits on the streams where they changed since we last told them."""
-        frames: list[Frame] = []
-        ids: list[int] = []
-        for s in self._streams:
-            if s.state is not StreamState.END_SENT and s.recv.limits_changed:
-                frames += s.recv.advertise(s.id)
-                ids.append(s.id)
-        return frames, ids
-
-    def _take_money(self, frames: list[Frame]) -> dict[int, int]:
-        """Hold each stream's share of the next money packet, within the packet amount and the receivers' limits."""
-        money: dict[int, int] = {}
-        rate = self.exchange_rate
-        if rate is None:
-            return money
-        cap = self._congestion.packet_amount
-        if rate > 1:
-            cap = min(cap, math.floor(UINT64_MAX / rate))
-        for s in self._streams:
-            want = s.available
-            if want <= 0 or cap <= 0:
-                continue
-            take = min(want, cap, s.send.room_in_source(rate))
-            if take > 0:
-                money[s.id] = take
-                s.send.held += take
-                cap -= take
-            if want - take > 0 and s.send.room_in_source(rate) <= take:
-                blocked = s.send.money_blocked(s.id)
-                if blocked is not None:
-                    frames.append(blocked)
-        return money
-
     def _build(self, now: float) -> OutgoingPrepare | None:
         if self.state is State.CLOSED:
             return None
@@ -465,9 +431,10 @@ class Connection:
         self._queued = []
         account = self._account_frames()
         frames: list[Frame] = list(control)
-        adverts, advert_ids = self._adverts()
+        adverts, advert_ids = self._streams.adverts()
         frames += adverts
-        money = self._take_money(frames)
+        rate = self.exchange_rate
+        money = {} if rate is None else self._streams.take_money(rate, self._congestion.packet_amount, frames)
         amount = sum(money.values())
         data: list[tuple[int, int, bytes]] = []
         if amount:
@@ -484,7 +451,6 @@ class Connection:
             return None
         frames += account
         min_dest = 0
-        rate = self.exchange_rate
         if amount and rate is not None:
             min_dest = _floor_mul(_floor_mul(amount, rate), 1 - self.config.slippage)
             if self.config.min_exchange_rate is not None:
@@ -501,22 +467,7 @@ class Connection:
         """Bytes for the next packet (one with no money), within its size and the peer's windows."""
         budget = MAX_DATA_SIZE - crypto.ENCRYPTION_OVERHEAD - len(encode_stream_packet(
             StreamPacket(MAX_SEQUENCE, PacketType.PREPARE, UINT64_MAX, tuple(frames)))) - FRAME_SLACK
-        conn_room = self._streams.connection_room()
-        out: list[tuple[int, int, bytes]] = []
-        for s in self._streams:
-            if budget <= FRAME_SLACK:
-                break
-            chunks, budget, new = s.send.take_bytes(budget, conn_room)
-            conn_room -= new
-            out += [(s.id, offset, chunk) for offset, chunk in chunks]
-            blocked = s.send.data_blocked(s.id)
-            if blocked is not None:
-                frames.append(blocked)
-        conn_blocked = self._streams.connection_blocked()
-        if conn_blocked is not None:
-            frames.append(conn_blocked)
-        frames += [StreamData(sid, offset, chunk) for sid, offset, chunk in out]
-        return out
+        return self._streams.take_data(budget, frames)
 
     def _close_packet(self, now: float, seq: int) -> OutgoingPrepare:
         assert self._close_to_send is not None
@@ -785,8 +736,12 @@ class Connection:
         fulfillment = crypto.fulfillment(self._fulfillment_key, prepare.data)
         if crypto.condition(fulfillment) != prepare.execution_condition:
             return self._reject(answer)  # an unfulfillable packet: a rate probe
-        credits = self._split_money(request, prepare.amount)
-        if not self._credits_fit(answer, credits) or self.total_received + prepare.amount > UINT64_MAX:
+        credits = split_money(request.frames, prepare.amount)
+        refusal = self._streams.refuse_credits(credits)
+        if refusal is not None:
+            answer.frames.append(refusal)
+            return self._reject(answer)
+        if self.total_received + prepare.amount > UINT64_MAX:
             return self._reject(answer)
         self._credit(credits, prepare.amount)
         closing = self._reply_stream_frames(answer)
@@ -877,30 +832,6 @@ class Connection:
                            f"Exceeded flow control limits: stream {s.id} can accept up to offset "
                            f"{s.recv.max_acceptable_offset}", now)
                 answer.frames.append(ConnectionClose(ErrorCode.FLOW_CONTROL_ERROR, "Exceeded flow control limits"))
-                return False
-        return True
-
-    @staticmethod
-    def _split_money(request: StreamPacket, amount: int) -> dict[int, int]:
-        """Each stream's part of ``amount``, by the shares of its StreamMoney frames (rounded down)."""
-        shares = [(f.stream_id, f.shares) for f in request.frames if isinstance(f, StreamMoney)]
-        total_shares = sum(sh for _, sh in shares)
-        credits: dict[int, int] = {}
-        if total_shares == 0:
-            return credits
-        for sid, sh in shares:
-            credits[sid] = credits.get(sid, 0) + amount * sh // total_shares
-        return credits
-
-    def _credits_fit(self, answer: _Answer, credits: dict[int, int]) -> bool:
-        """Every credited stream is open and has room (RFC 29: else reject with its limit, or StreamClose)."""
-        for sid, part in credits.items():
-            s = self._streams.get(sid)
-            if s is None or not s.is_open:
-                answer.frames.append(StreamClose(sid, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed"))
-                return False
-            if not s.recv.accepts(part):
-                answer.frames.append(StreamMaxMoney(sid, s.recv.receive_max, s.recv.total_received))
                 return False
         return True
 

@@ -22,10 +22,13 @@ from ..wire.oer import UINT64_MAX
 from .packet import (
     ConnectionDataBlocked,
     ErrorCode,
+    Frame,
     StreamClose,
+    StreamData,
     StreamDataBlocked,
     StreamMaxData,
     StreamMaxMoney,
+    StreamMoney,
     StreamMoneyBlocked,
 )
 
@@ -384,6 +387,72 @@ class StreamTable:
         self.max_remote_id += 2
         return self.max_remote_id
 
+    # --- what goes in the next packet ----------------------------------------------------------------------------
+
+    def adverts(self) -> tuple[list[StreamMaxMoney | StreamMaxData], list[int]]:
+        """Our limits on the streams where they changed since we last told them, and those streams' ids."""
+        frames: list[StreamMaxMoney | StreamMaxData] = []
+        ids: list[int] = []
+        for s in self:
+            if s.state is not StreamState.END_SENT and s.recv.limits_changed:
+                frames += s.recv.advertise(s.id)
+                ids.append(s.id)
+        return frames, ids
+
+    def take_money(self, rate: Fraction, packet_amount: int, frames: list[Frame]) -> dict[int, int]:
+        """Hold each stream's part of the next money packet (stream id -> amount), within ``packet_amount`` and
+        the receivers' limits at ``rate``; a StreamMoneyBlocked goes in ``frames`` for a stream the limit stops."""
+        money: dict[int, int] = {}
+        cap = packet_amount
+        if rate > 1:
+            cap = min(cap, math.floor(UINT64_MAX / rate))  # the destination amount must fit a uint64
+        for s in self:
+            want = s.available
+            if want <= 0 or cap <= 0:
+                continue
+            take = min(want, cap, s.send.room_in_source(rate))
+            if take > 0:
+                money[s.id] = take
+                s.send.held += take
+                cap -= take
+            if want - take > 0 and s.send.room_in_source(rate) <= take:
+                blocked = s.send.money_blocked(s.id)
+                if blocked is not None:
+                    frames.append(blocked)
+        return money
+
+    def take_data(self, budget: int, frames: list[Frame]) -> list[tuple[int, int, bytes]]:
+        """Bytes for the next packet, (stream id, offset, chunk) each, within ``budget`` bytes of packet and the
+        peer's windows; their StreamData frames, and any *DataBlocked, go in ``frames``."""
+        conn_room = self.connection_room()
+        out: list[tuple[int, int, bytes]] = []
+        for s in self:
+            if budget <= FRAME_SLACK:
+                break
+            chunks, budget, new = s.send.take_bytes(budget, conn_room)
+            conn_room -= new
+            out += [(s.id, offset, chunk) for offset, chunk in chunks]
+            blocked = s.send.data_blocked(s.id)
+            if blocked is not None:
+                frames.append(blocked)
+        conn_blocked = self.connection_blocked()
+        if conn_blocked is not None:
+            frames.append(conn_blocked)
+        frames += [StreamData(sid, offset, chunk) for sid, offset, chunk in out]
+        return out
+
+    # --- money that arrives -------------------------------------------------------------------------------------
+
+    def refuse_credits(self, credits: dict[int, int]) -> StreamClose | StreamMaxMoney | None:
+        """Why the packet cannot be taken (RFC 29: a closed stream, or one over its receive max), or None."""
+        for sid, part in credits.items():
+            s = self.get(sid)
+            if s is None or not s.is_open:
+                return StreamClose(sid, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed")
+            if not s.recv.accepts(part):
+                return StreamMaxMoney(sid, s.recv.receive_max, s.recv.total_received)
+        return None
+
     # --- the connection's data windows --------------------------------------------------------------------------
 
     def on_remote_max_data(self, offset: int) -> None:
@@ -406,3 +475,15 @@ class StreamTable:
     def max_acceptable_offset(self) -> int:
         """Our connection window: what the application read, plus the buffer."""
         return sum(s.recv.consumed for s in self) + self.connection_buffer
+
+
+def split_money(frames: tuple[Frame, ...], amount: int) -> dict[int, int]:
+    """Each stream's part of an incoming ``amount``, by the shares of its StreamMoney frames (rounded down)."""
+    shares = [(f.stream_id, f.shares) for f in frames if isinstance(f, StreamMoney)]
+    total_shares = sum(sh for _, sh in shares)
+    credits: dict[int, int] = {}
+    if total_shares == 0:
+        return credits
+    for sid, sh in shares:
+        credits[sid] = credits.get(sid, 0) + amount * sh // total_shares
+    return credits

@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 from moneyd.stream.packet import (
     ConnectionDataBlocked,
     ErrorCode,
+    Frame,
     StreamClose,
+    StreamData,
     StreamDataBlocked,
     StreamMaxData,
     StreamMaxMoney,
+    StreamMoney,
     StreamMoneyBlocked,
 )
 from moneyd.stream.streams import (
@@ -28,6 +31,7 @@ from moneyd.stream.streams import (
     StreamState,
     StreamTable,
     Trigger,
+    split_money,
 )
 from moneyd.wire.oer import UINT64_MAX
 
@@ -265,3 +269,79 @@ def test_connection_window_spans_all_streams() -> None:
     assert t.connection_room() == 1000
     a.recv.consumed = 30
     assert t.max_acceptable_offset() == 1030
+
+
+def test_money_is_shared_out_in_stream_order_within_the_packet_amount() -> None:
+    t = table()
+    a, b = t.open_local(), t.open_local()
+    assert a is not None and b is not None
+    a.send.send_max, b.send.send_max = 70, 50
+    frames: list[Frame] = []
+    assert t.take_money(Fraction(1), 100, frames) == {1: 70, 3: 30}
+    assert (a.send.held, b.send.held, a.available, b.available) == (70, 30, 0, 20)
+    assert frames == []
+    assert t.take_money(Fraction(1), 100, frames) == {3: 20}
+
+
+def test_money_stops_at_the_receivers_limit_and_says_so_once() -> None:
+    t = table()
+    s = t.open_local()
+    assert s is not None
+    s.send.send_max = 100
+    s.send.on_max_money(receive_max=60, total_received=0)
+    frames: list[Frame] = []
+    assert t.take_money(Fraction(2), 1000, frames) == {1: 30}  # 30 of ours is 60 of theirs
+    assert frames == [StreamMoneyBlocked(1, 100, 0)]
+    assert t.take_money(Fraction(2), 1000, frames) == {}
+    assert frames == [StreamMoneyBlocked(1, 100, 0)]
+
+
+def test_a_closing_stream_sends_no_new_money() -> None:
+    t = table()
+    s = t.open_local()
+    assert s is not None
+    s.send.send_max = 100
+    s.close(ErrorCode.NO_ERROR, "")
+    assert t.take_money(Fraction(1), 1000, []) == {}
+
+
+def test_data_fills_the_packet_from_each_stream_and_adds_its_frames() -> None:
+    t = table()
+    a, b = t.open_local(), t.open_local()
+    assert a is not None and b is not None
+    a.send.out_buf += b"a" * 700
+    b.send.out_buf += b"b" * 700
+    frames: list[Frame] = []
+    out = t.take_data(budget=10_000, frames=frames)
+    # The peer's connection window (1000 here) is shared: the second stream gets what is left, then it is blocked.
+    assert [(sid, off, len(chunk)) for sid, off, chunk in out] == [(1, 0, 700), (3, 0, 300)]
+    assert frames == [ConnectionDataBlocked(1400), StreamData(1, 0, b"a" * 700), StreamData(3, 0, b"b" * 300)]
+
+
+def test_adverts_skip_streams_whose_end_is_in_flight() -> None:
+    t = table()
+    a, b = t.open_local(), t.open_local()
+    assert a is not None and b is not None
+    b.close(ErrorCode.NO_ERROR, "")
+    b.apply(Trigger.END_IN_PREPARE)
+    frames, ids = t.adverts()
+    assert ids == [1] and frames == [StreamMaxMoney(1, 0, 0), StreamMaxData(1, 100)]
+    assert t.adverts() == ([], [])
+
+
+def test_incoming_money_is_split_by_shares_rounding_down() -> None:
+    frames = (StreamMoney(1, 1), StreamMoney(3, 2), StreamMaxData(5, 10), StreamMoney(1, 1))
+    assert split_money(frames, 100) == {1: 50, 3: 50}
+    assert split_money((StreamMoney(1, 1), StreamMoney(3, 2)), 100) == {1: 33, 3: 66}
+    assert split_money((StreamMoney(1, 0),), 100) == {}
+    assert split_money((), 100) == {}
+
+
+def test_credits_are_refused_for_closed_or_full_streams() -> None:
+    t = table(is_server=True)
+    s = t.add(1, receive_max=100)
+    assert t.refuse_credits({1: 101}) is None  # 1% of rounding allowed
+    assert t.refuse_credits({1: 102}) == StreamMaxMoney(1, 100, 0)
+    assert t.refuse_credits({5: 1}) == StreamClose(5, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed")
+    s.close(ErrorCode.NO_ERROR, "")
+    assert t.refuse_credits({1: 1}) == StreamClose(1, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed")
