@@ -8,6 +8,11 @@ The owner drives it, as with aioquic or h11:
 - ``next_deadline()``/``handle_timer(now)`` for backoff and the idle timeout;
 - ``next_event()`` hands out what happened (money or data arrived, streams or the connection closed).
 
+``Connection`` coordinates parts that each live in their own module: ``congestion`` (window of packets in flight,
+packet amount, backoff), ``probing`` (the exchange rate), ``streams`` (each stream's state table and its send and
+receive halves) and ``events`` (what the owner is told). What stays here is the packet work: building Prepares from
+the streams, reading replies, answering Prepares, and ending the connection.
+
 Unlike ilp-protocol-stream 2.x, which waits for each reply before sending the next packet, the sender keeps a
 window of Prepares in flight (slow start, then additive increase; halved on T04 and other temporary errors), and
 packets that carry money never carry data, so a Reject only ever means "resend this money" or "resend these bytes".
@@ -29,9 +34,26 @@ from typing import Final
 
 from ..wire.address import is_valid_address
 from ..wire.errors import CodecError
-from ..wire.ilp import ErrorFamily, Fulfill, Prepare, Reject, Reply, decode_amount_too_large
+from ..wire.ilp import ErrorFamily, Fulfill, Prepare, Reject, Reply
 from ..wire.oer import UINT64_MAX
 from . import crypto
+from .congestion import Backoff, CongestionControl
+from .events import (
+    Connected,
+    ConnectionClosed,
+    DataReceived,
+    DataSent,
+    Event,
+    MoneyReceived,
+    MoneySent,
+    OutgoingPrepare,
+    RemoteAddress,
+    RemoteAssetDetails,
+    StreamClosed,
+    StreamError,
+    StreamOpened,
+    describe_close,
+)
 from .packet import (
     MAX_DATA_SIZE,
     ConnectionAssetDetails,
@@ -55,16 +77,17 @@ from .packet import (
     StreamReceipt,
     decode_stream_packet,
     encode_stream_packet,
-    error_code_name,
 )
+from .probing import PROBE_AMOUNTS, ProbeOutcome, RateProbe
+from .streams import FRAME_SLACK, StreamRecord, StreamState, StreamTable, Trigger, split_money
+
+__all__ = [
+    "MAX_SEQUENCE", "PROBE_AMOUNTS", "Config", "Connected", "Connection", "ConnectionClosed", "DataReceived",
+    "DataSent", "Event", "MoneyReceived", "MoneySent", "OutgoingPrepare", "RemoteAddress", "RemoteAssetDetails",
+    "State", "StreamClosed", "StreamError", "StreamOpened", "describe_close",
+]
 
 MAX_SEQUENCE: Final = 2**31  # RFC 29 §4.7: a connection must not send more packets than this
-PROBE_AMOUNTS: Final = (1, 10**3, 10**6, 10**9, 10**12)
-# Room left in a packet's data for the frame headers we add after measuring.
-FRAME_SLACK: Final = 64
-
-
-# --- configuration, outputs and events ------------------------------------------------------------------------
 
 
 @dataclass
@@ -91,148 +114,10 @@ class Config:
     receipt_secret: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingPrepare:
-    id: int
-    prepare: Prepare
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """The exchange rate is known (probed, or given), so money can flow."""
-
-    exchange_rate: Fraction
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteAddress:
-    address: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteAssetDetails:
-    asset_code: str
-    asset_scale: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamOpened:
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class MoneyReceived:
-    stream_id: int
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class MoneySent:
-    stream_id: int
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class DataReceived:
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class DataSent:
-    """Outgoing bytes were acknowledged; writers waiting for room may continue."""
-
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamClosed:
-    stream_id: int
-    error_code: int
-    message: str
-    by_remote: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    error_code: int
-    message: str
-    by_remote: bool
-    total_sent: int
-    total_delivered: int
-    total_received: int
-
-    @property
-    def ok(self) -> bool:
-        return self.error_code == ErrorCode.NO_ERROR
-
-
-Event = (
-    Connected
-    | RemoteAddress
-    | RemoteAssetDetails
-    | StreamOpened
-    | MoneyReceived
-    | MoneySent
-    | DataReceived
-    | DataSent
-    | StreamClosed
-    | ConnectionClosed
-)
-
-
-class StreamError(Exception):
-    """A stream operation the connection cannot do (unknown or closed stream, too many streams...)."""
-
-
-# --- internal state -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Stream:
-    id: int
-    receive_max: int = 0
-    send_max: int = 0
-    total_sent: int = 0
-    total_received: int = 0
-    held: int = 0
-    remote_receive_max: int = UINT64_MAX
-    remote_received: int = 0
-    # outgoing bytes: everything from send_offset on is in out_buf, never sent yet
-    out_buf: bytearray = field(default_factory=bytearray)
-    send_offset: int = 0
-    retransmit: deque[tuple[int, bytes]] = field(default_factory=deque)
-    unacked: int = 0
-    remote_max_offset: int = 16384
-    # incoming bytes
-    pending: dict[int, bytes] = field(default_factory=dict)
-    recv_buf: bytearray = field(default_factory=bytearray)
-    next_offset: int = 0  # end of the contiguous bytes received
-    consumed: int = 0  # what the application has read
-    # what we last told the peer (None: tell again)
-    adv_receive_max: int | None = None
-    adv_max_offset: int | None = None
-    told_money_blocked: tuple[int, int] | None = None
-    told_data_blocked: int | None = None
-    # closing
-    closing: bool = False
-    close_code: int = ErrorCode.NO_ERROR
-    close_message: str = ""
-    sent_end: bool = False
-    remote_closed: bool = False
-
-    @property
-    def available(self) -> int:
-        return 0 if self.closing or self.sent_end else max(0, self.send_max - self.total_sent - self.held)
-
-    buffer: int = 16384
-    close_in_reply: bool = False
-
-    @property
-    def max_acceptable_offset(self) -> int:
-        return self.consumed + self.buffer
-
-    def has_data_to_send(self) -> bool:
-        return bool(self.retransmit) or bool(self.out_buf)
+class State(Enum):
+    OPEN = "open"
+    CLOSING = "closing"  # the application asked to close; flushing streams
+    CLOSED = "closed"
 
 
 class _Kind(Enum):
@@ -243,23 +128,33 @@ class _Kind(Enum):
 
 @dataclass
 class _InFlight:
+    """A Prepare we sent, until its reply: what to settle, resend or requeue depending on that reply."""
+
     kind: _Kind
     sequence: int
     source_amount: int
-    min_destination: int
-    condition: bytes
-    fulfillable: bool
-    money: dict[int, int]  # stream id -> source amount held
-    data: list[tuple[int, int, bytes]]  # stream id, offset, bytes
-    closes: list[StreamClose]
-    adverts: list[int]  # stream ids whose MaxMoney/MaxData this packet carried
-    control: list[Frame]  # queued control frames to requeue on loss
+    min_destination: int = 0
+    condition: bytes = b""
+    fulfillable: bool = False
+    money: dict[int, int] = field(default_factory=dict)  # stream id -> source amount held
+    data: list[tuple[int, int, bytes]] = field(default_factory=list)  # stream id, offset, bytes
+    closes: list[StreamClose] = field(default_factory=list)
+    adverts: list[int] = field(default_factory=list)  # stream ids whose MaxMoney/MaxData this packet carried
+    control: list[Frame] = field(default_factory=list)  # queued control frames to requeue on loss
 
 
-class State(Enum):
-    OPEN = "open"
-    CLOSING = "closing"  # the application asked to close; flushing streams
-    CLOSED = "closed"
+class _SequenceExhausted(Exception):
+    pass
+
+
+@dataclass
+class _Answer:
+    """The reply being built for one incoming Prepare: its STREAM request and the frames to answer with."""
+
+    prepare: Prepare
+    request: StreamPacket
+    account: str
+    frames: list[Frame]
 
 
 def _floor_mul(amount: int, rate: Fraction) -> int:
@@ -302,42 +197,23 @@ class Connection:
         self.total_received = 0
         self.packets_sent = 0  # fulfilled money packets
         self._events: deque[Event] = deque()
-        self._streams: dict[int, _Stream] = {}
-        self._closed_streams: set[int] = set()
-        self._leftover: dict[int, _Stream] = {}
-        self._next_stream_id = 2 if is_server else 1
-        self._max_stream_id = 2 * cfg.max_remote_streams  # what we allow the peer
-        self._remote_max_stream_id = 2 * cfg.max_remote_streams
-        self._remote_max_offset = cfg.connection_buffer
+        self._streams = StreamTable(is_server=is_server, max_remote_streams=cfg.max_remote_streams,
+                                    stream_buffer=cfg.stream_buffer, connection_buffer=cfg.connection_buffer)
         self._next_sequence = 1
         self._in_flight: dict[int, _InFlight] = {}
-        self._queued: list[Frame] = []
+        self._queued: list[Frame] = []  # control frames for the next packet (or reply)
         self._remote_knows_our_account = is_server
         self._last_active = now
-        # congestion: packet amount (as ilp-protocol-stream) and a window of packets in flight
-        self._max_packet_amount = cfg.max_packet_amount
-        self._test_packet_amount = cfg.max_packet_amount
-        self._window = float(cfg.initial_window)
-        self._ssthresh = float(cfg.max_window)
-        self._recovery_until = 0  # no further decrease for packets sent before this sequence
-        self._retry_delay = cfg.retry_delay_start
-        self._resume_at = 0.0
-        self._receiver_rejects = 0
+        self._congestion = CongestionControl(initial_window=cfg.initial_window, max_window=cfg.max_window,
+                                             max_packet_amount=cfg.max_packet_amount)
+        self._backoff = Backoff(cfg.retry_delay_start, cfg.retry_delay_max)
+        self._receiver_rejects = 0  # in a row: the receiver read our packets and still said no
         self._slippage_rejects = 0
-        # probing
         self._want_rate = False
-        self._probe_round: dict[int, int] = {}  # sequence -> amount
-        self._probe_results: list[tuple[int, Reject | StreamPacket | None]] = []
-        self._probe_next: list[int] = list(PROBE_AMOUNTS)
-        self._probe_attempts = 0
-        self._probe_best: tuple[int, int] | None = None  # (source, delivered)
-        self._probe_max_ok = 0
-        self._probe_saw_temporary = False
-        self._told_conn_blocked: int | None = None
-        self._close_requested = False
-        self._close_code = int(ErrorCode.NO_ERROR)
-        self._close_message = ""
-        self._close_sent = False
+        self._probe = RateProbe(min_rate_precision=cfg.min_rate_precision, max_attempts=cfg.probe_max_attempts,
+                                min_exchange_rate=cfg.min_exchange_rate)
+        self._close_to_send: tuple[int, str] | None = None  # the ConnectionClose (code, message) we owe the peer
+        self._peer_knows_closed = False
 
     # --- the application's side ---------------------------------------------------------------------------
 
@@ -354,7 +230,7 @@ class Connection:
 
     @property
     def window(self) -> int:
-        return max(1, int(self._window))
+        return self._congestion.window
 
     def connect(self) -> None:
         """Start the handshake (tell our address, probe the rate) even before there is money to send."""
@@ -369,89 +245,74 @@ class Connection:
     def open_stream(self) -> int:
         if self.state is not State.OPEN:
             raise StreamError("connection is closed")
-        sid = self._next_stream_id
-        if sid > self._remote_max_stream_id:
+        s = self._streams.open_local()
+        if s is None:
+            sid, limit = self._streams.next_local_id, self._streams.remote_max_id
             self._queued.append(ConnectionStreamIdBlocked(sid))
-            raise StreamError(f"opening stream {sid} would exceed the peer's limit of {self._remote_max_stream_id}")
-        self._next_stream_id += 2
-        self._streams[sid] = _Stream(sid, buffer=self.config.stream_buffer)
-        return sid
+            raise StreamError(f"opening stream {sid} would exceed the peer's limit of {limit}")
+        return s.id
 
-    def _stream(self, sid: int) -> _Stream:
+    def _stream(self, sid: int) -> StreamRecord:
         s = self._streams.get(sid)
         if s is None:
-            raise StreamError(f"stream {sid} is {'closed' if sid in self._closed_streams else 'unknown'}")
+            raise StreamError(f"stream {sid} is {'closed' if self._streams.is_retired(sid) else 'unknown'}")
         return s
 
     def stream_ids(self) -> list[int]:
-        return list(self._streams)
+        return self._streams.ids()
 
     def set_send_max(self, sid: int, amount: int) -> None:
         s = self._stream(sid)
-        if s.closing or s.sent_end:
+        if not s.is_open:
             raise StreamError(f"stream {sid} is closing")
         if not 0 <= amount <= UINT64_MAX:
             raise StreamError("send max must be a uint64")
-        if amount < s.total_sent + s.held:
-            raise StreamError(f"cannot set send max {amount} below what was sent ({s.total_sent + s.held})")
-        s.send_max = amount
-        self._want_rate = self._want_rate or amount > s.total_sent
+        if amount < s.send.total_sent + s.send.held:
+            raise StreamError(f"cannot set send max {amount} below what was sent ({s.send.total_sent + s.send.held})")
+        s.send.send_max = amount
+        self._want_rate = self._want_rate or amount > s.send.total_sent
 
     def set_receive_max(self, sid: int, amount: int) -> None:
         s = self._stream(sid)
         amount = min(amount, UINT64_MAX)
-        if amount < s.receive_max:
+        if amount < s.recv.receive_max:
             raise StreamError("cannot decrease the receive max")
-        s.receive_max = amount
+        s.recv.receive_max = amount
 
     def stream_totals(self, sid: int) -> tuple[int, int, int, int]:
         """(send_max, total_sent, receive_max, total_received) of a stream."""
         s = self._stream(sid)
-        return s.send_max, s.total_sent, s.receive_max, s.total_received
+        return s.send.send_max, s.send.total_sent, s.recv.receive_max, s.recv.total_received
 
     def stream_in_flight(self, sid: int) -> int:
-        return self._stream(sid).held
+        return self._stream(sid).send.held
 
     def stream_blocked(self, sid: int) -> int | None:
         """If the receiver's limit stops this stream's money (nothing in flight), the destination amount it
         says it has received; otherwise None."""
         s = self._streams.get(sid)
         rate = self.exchange_rate
-        if s is None or rate is None or s.held or s.available <= 0 or self._dest_room_in_source(s, rate) > 0:
+        if s is None or rate is None or s.send.held or s.available <= 0 or s.send.room_in_source(rate) > 0:
             return None
-        return s.remote_received
+        return s.send.remote_received
 
     def write(self, sid: int, data: bytes) -> None:
         s = self._stream(sid)
-        if s.closing or s.sent_end:
+        if not s.is_open:
             raise StreamError(f"stream {sid} is closed for writing")
-        s.out_buf += data
+        s.send.out_buf += data
 
     def unsent_bytes(self, sid: int) -> int:
         s = self._streams.get(sid)
-        if s is None:
-            return 0
-        return len(s.out_buf) + sum(len(d) for _, d in s.retransmit) + s.unacked
+        return 0 if s is None else s.send.unsent_bytes
 
     def read(self, sid: int, max_bytes: int = -1) -> bytes:
-        s = self._streams.get(sid) or self._leftover.get(sid)
-        if s is None:
-            return b""
-        n = len(s.recv_buf) if max_bytes < 0 else min(max_bytes, len(s.recv_buf))
-        out = bytes(s.recv_buf[:n])
-        del s.recv_buf[:n]
-        s.consumed += n
-        return out
+        s = self._streams.readable(sid)
+        return b"" if s is None else s.recv.read(max_bytes)
 
     def readable(self, sid: int) -> int:
-        s = self._streams.get(sid) or self._leftover.get(sid)
-        return len(s.recv_buf) if s else 0
-
-    def _retire(self, sid: int) -> None:
-        s = self._streams.pop(sid, None)
-        self._closed_streams.add(sid)
-        if s is not None and s.recv_buf:
-            self._leftover[sid] = s  # bytes that arrived before the close stay readable
+        s = self._streams.readable(sid)
+        return len(s.recv.recv_buf) if s else 0
 
     def stream_is_open(self, sid: int) -> bool:
         return sid in self._streams
@@ -459,26 +320,27 @@ class Connection:
     def close_stream(self, sid: int, error_code: int = ErrorCode.NO_ERROR, message: str = "") -> None:
         """Close our side: pending bytes and money in flight finish first, no new money is sent."""
         s = self._streams.get(sid)
-        if s is None or s.closing:
-            return
-        s.closing = True
-        s.close_code, s.close_message = error_code, message
-        if error_code != ErrorCode.NO_ERROR:
-            s.out_buf.clear()
-            s.retransmit.clear()
+        if s is not None and s.is_open:
+            s.close(error_code, message)
 
     def close(self, error_code: int = ErrorCode.NO_ERROR, message: str = "") -> None:
         """Close gracefully: flush streams, then tell the peer with a ConnectionClose frame."""
         if self.state is not State.OPEN:
             return
         self.state = State.CLOSING
-        self._close_requested = True
-        self._close_code, self._close_message = error_code, message
-        for sid in list(self._streams):
+        self._close_to_send = (error_code, message)
+        for sid in self._streams.ids():
             self.close_stream(sid, error_code, message)
         if self.destination_account is None:
             # The peer never told us its address, so there is nobody to tell.
             self._finish(error_code, message, False)
+
+    def _end_stream(self, s: StreamRecord, trigger: Trigger, event: StreamClosed | None) -> None:
+        """Move a stream to CLOSED and forget it (bytes that arrived before the close stay readable)."""
+        s.apply(trigger)
+        self._streams.retire(s)
+        if event is not None:
+            self._events.append(event)
 
     # --- timers -------------------------------------------------------------------------------------------
 
@@ -486,8 +348,8 @@ class Connection:
         if self.closed:
             return None
         deadline = self._last_active + self.config.idle_timeout
-        if self._resume_at > 0:
-            deadline = min(deadline, self._resume_at)
+        if self._backoff.resume_at > 0:
+            deadline = min(deadline, self._backoff.resume_at)
         return deadline
 
     def handle_timer(self, now: float) -> None:
@@ -495,8 +357,7 @@ class Connection:
             return
         if now - self._last_active >= self.config.idle_timeout:
             self._fail(ErrorCode.INTERNAL_ERROR, "Connection timed out due to inactivity", now)
-        if self._resume_at and now >= self._resume_at:
-            self._resume_at = 0.0
+        self._backoff.expire(now)
 
     # --- sending --------------------------------------------------------------------------------------------
 
@@ -510,9 +371,9 @@ class Connection:
         if self.destination_account is None:
             return out
         try:
-            if self._resume_at > now:
+            if self._backoff.paused(now):
                 return out
-            out.extend(self._probe(now))
+            out.extend(self._probe_round(now))
             while len(self._in_flight) < self.window:
                 p = self._build(now)
                 if p is None:
@@ -534,7 +395,7 @@ class Connection:
 
     def _needs_rate(self) -> bool:
         return self.exchange_rate is None and (
-            self._want_rate or any(s.available > 0 for s in self._streams.values())
+            self._want_rate or any(s.available > 0 for s in self._streams)
         )
 
     def _account_frames(self) -> list[Frame]:
@@ -550,44 +411,18 @@ class Connection:
         expires = datetime.fromtimestamp(now + self.config.packet_timeout, UTC)
         return Prepare(amount, expires, condition, self.destination_account, data)
 
-    def _probe(self, now: float) -> list[OutgoingPrepare]:
-        if not self._needs_rate() or self._probe_round or self.state is not State.OPEN:
+    def _probe_round(self, now: float) -> list[OutgoingPrepare]:
+        if not self._needs_rate() or self._probe.in_round or self.state is not State.OPEN:
             return []
-        amounts = sorted({a for a in self._probe_next if 0 < a <= self._max_packet_amount}) or [
-            self._max_packet_amount
-        ]
-        self._probe_attempts += 1
         out = []
-        for amount in amounts:
+        for amount in self._probe.start_round(self._congestion.max_packet_amount):
             seq = self._sequence()
             packet = StreamPacket(seq, PacketType.PREPARE, 0, tuple(self._account_frames()))
             cond = crypto.random_condition()
-            self._probe_round[seq] = amount
-            self._in_flight[seq] = _InFlight(_Kind.PROBE, seq, amount, 0, cond, False, {}, [], [], [], [])
+            self._probe.sent(seq, amount)
+            self._in_flight[seq] = _InFlight(_Kind.PROBE, seq, amount, condition=cond)
             out.append(OutgoingPrepare(seq, self._prepare(now, amount, self._seal(packet), cond)))
         return out
-
-    def _dest_room_in_source(self, s: _Stream, rate: Fraction) -> int:
-        if s.remote_receive_max == UINT64_MAX:
-            return UINT64_MAX
-        room = s.remote_receive_max - s.remote_received - _floor_mul(s.held, rate)
-        if room <= 0:
-            return 0
-        return UINT64_MAX if rate == 0 else math.floor(room / rate)
-
-    def _adverts(self, force_all: bool) -> tuple[list[Frame], list[int]]:
-        frames: list[Frame] = []
-        ids: list[int] = []
-        for s in self._streams.values():
-            if s.sent_end:
-                continue
-            max_offset = s.max_acceptable_offset
-            if force_all or s.adv_receive_max != s.receive_max or s.adv_max_offset != max_offset:
-                frames.append(StreamMaxMoney(s.id, s.receive_max, s.total_received))
-                frames.append(StreamMaxData(s.id, max_offset))
-                s.adv_receive_max, s.adv_max_offset = s.receive_max, max_offset
-                ids.append(s.id)
-        return frames, ids
 
     def _build(self, now: float) -> OutgoingPrepare | None:
         if self.state is State.CLOSED:
@@ -596,44 +431,22 @@ class Connection:
         self._queued = []
         account = self._account_frames()
         frames: list[Frame] = list(control)
-        adverts, advert_ids = self._adverts(force_all=False)
+        adverts, advert_ids = self._streams.adverts()
         frames += adverts
-        money: dict[int, int] = {}
-        data: list[tuple[int, int, bytes]] = []
-        closes: list[StreamClose] = []
-        amount = 0
         rate = self.exchange_rate
-        if rate is not None:
-            cap = self._test_packet_amount
-            if rate > 1:
-                cap = min(cap, math.floor(UINT64_MAX / rate))
-            for s in self._streams.values():
-                want = s.available
-                if want <= 0 or cap <= 0:
-                    continue
-                take = min(want, cap, self._dest_room_in_source(s, rate))
-                if take > 0:
-                    money[s.id] = take
-                    s.held += take
-                    amount += take
-                    cap -= take
-                left = want - take
-                if left > 0 and self._dest_room_in_source(s, rate) <= take:
-                    blocked = (s.send_max, s.total_sent)
-                    if s.told_money_blocked != blocked:
-                        frames.append(StreamMoneyBlocked(s.id, s.send_max, s.total_sent))
-                        s.told_money_blocked = blocked
+        money = {} if rate is None else self._streams.take_money(rate, self._congestion.packet_amount, frames)
+        amount = sum(money.values())
+        data: list[tuple[int, int, bytes]] = []
         if amount:
             frames += [StreamMoney(sid, a) for sid, a in money.items()]
         else:
             data = self._take_data(frames)
-        for s in self._streams.values():
-            flushed = not s.held and not s.has_data_to_send() and not s.unacked
-            if s.closing and not s.sent_end and flushed and not any(sid == s.id for sid, _, _ in data):
-                close = StreamClose(s.id, s.close_code, s.close_message)
-                frames.append(close)
-                closes.append(close)
-                s.sent_end = True
+        closes: list[StreamClose] = []
+        for s in self._streams:
+            if s.end_due and not any(sid == s.id for sid, _, _ in data):
+                s.apply(Trigger.END_IN_PREPARE)
+                closes.append(s.end_frame())
+        frames += closes
         if not frames:
             return None
         frames += account
@@ -643,68 +456,48 @@ class Connection:
             if self.config.min_exchange_rate is not None:
                 min_dest = max(min_dest, math.ceil(amount * self.config.min_exchange_rate))
         seq = self._sequence()
-        packet = StreamPacket(seq, PacketType.PREPARE, min_dest, tuple(frames))
-        sealed = self._seal(packet)
-        fulfillment = crypto.fulfillment(self._fulfillment_key, sealed)
-        cond = crypto.condition(fulfillment)
+        sealed = self._seal(StreamPacket(seq, PacketType.PREPARE, min_dest, tuple(frames)))
+        cond = crypto.condition(crypto.fulfillment(self._fulfillment_key, sealed))
         kind = _Kind.MONEY if amount else _Kind.DATA
         self._in_flight[seq] = _InFlight(kind, seq, amount, min_dest, cond, True, money, data, closes, advert_ids,
                                          list(control))
         return OutgoingPrepare(seq, self._prepare(now, amount, sealed, cond))
 
     def _take_data(self, frames: list[Frame]) -> list[tuple[int, int, bytes]]:
+        """Bytes for the next packet (one with no money), within its size and the peer's windows."""
         budget = MAX_DATA_SIZE - crypto.ENCRYPTION_OVERHEAD - len(encode_stream_packet(
             StreamPacket(MAX_SEQUENCE, PacketType.PREPARE, UINT64_MAX, tuple(frames)))) - FRAME_SLACK
-        conn_room = self._remote_max_offset - sum(s.send_offset for s in self._streams.values())
-        out: list[tuple[int, int, bytes]] = []
-        for s in self._streams.values():
-            if budget <= FRAME_SLACK:
-                break
-            while s.retransmit and budget > FRAME_SLACK:
-                offset, chunk = s.retransmit.popleft()
-                if len(chunk) > budget:
-                    s.retransmit.appendleft((offset + budget, chunk[budget:]))
-                    chunk = chunk[:budget]
-                out.append((s.id, offset, chunk))
-                budget -= len(chunk) + 24
-            room = min(budget, s.remote_max_offset - s.send_offset, conn_room)
-            if s.out_buf and room > 0:
-                chunk = bytes(s.out_buf[:room])
-                del s.out_buf[:room]
-                out.append((s.id, s.send_offset, chunk))
-                s.send_offset += len(chunk)
-                conn_room -= len(chunk)
-                budget -= len(chunk) + 24
-            if s.out_buf and s.remote_max_offset - s.send_offset <= 0:
-                want = s.send_offset + len(s.out_buf)
-                if s.told_data_blocked != want:
-                    frames.append(StreamDataBlocked(s.id, want))
-                    s.told_data_blocked = want
-        if conn_room <= 0 and any(s.out_buf for s in self._streams.values()):
-            want = sum(s.send_offset + len(s.out_buf) for s in self._streams.values())
-            if self._told_conn_blocked != want:
-                frames.append(ConnectionDataBlocked(want))
-                self._told_conn_blocked = want
-        for sid, offset, chunk in out:
-            self._streams[sid].unacked += len(chunk)
-            frames.append(StreamData(sid, offset, chunk))
-        return out
+        return self._streams.take_data(budget, frames)
+
+    def _close_packet(self, now: float, seq: int) -> OutgoingPrepare:
+        assert self._close_to_send is not None
+        frames: tuple[Frame, ...] = (ConnectionClose(*self._close_to_send),)
+        sealed = self._seal(StreamPacket(seq, PacketType.PREPARE, 0, frames))
+        return OutgoingPrepare(seq, self._prepare(now, 0, sealed, crypto.random_condition()))
 
     def _maybe_close_packet(self, now: float) -> OutgoingPrepare | None:
         """The final ConnectionClose, once every stream has flushed (or at once on an error)."""
-        if not self._close_requested or self._close_sent:
+        if self._close_to_send is None or self._peer_knows_closed:
             return None
-        if self._close_code == ErrorCode.NO_ERROR and (self._streams or self._in_flight):
+        code, message = self._close_to_send
+        if code == ErrorCode.NO_ERROR and (self._streams or self._in_flight):
             return None
-        self._close_sent = True
-        seq = self._sequence()
-        frames: tuple[Frame, ...] = (ConnectionClose(self._close_code, self._close_message),)
-        cond = crypto.random_condition()
-        packet = OutgoingPrepare(seq, self._prepare(now, 0, self._seal(StreamPacket(seq, PacketType.PREPARE, 0,
-                                                                                      frames)), cond))
+        self._peer_knows_closed = True
+        packet = self._close_packet(now, self._sequence())
         # Closed once said: the reply carries nothing we need (and a JS peer may disconnect before sending it).
-        self._finish(self._close_code, self._close_message, False)
+        self._finish(code, message, False)
         return packet
+
+    def final_packet(self, now: float) -> OutgoingPrepare | None:
+        """After a local error, the ConnectionClose to tell the peer (best effort; the reply does not matter)."""
+        if self._close_to_send is None or self._peer_knows_closed or self.destination_account is None:
+            return None
+        self._peer_knows_closed = True
+        try:
+            seq = self._sequence()
+        except _SequenceExhausted:
+            seq = MAX_SEQUENCE
+        return self._close_packet(now, seq)
 
     # --- replies ----------------------------------------------------------------------------------------------
 
@@ -734,9 +527,8 @@ class Connection:
             self._remote_knows_our_account = True
             self._handle_control_frames(response.frames, now)
         if flight.kind is _Kind.PROBE:
-            self._probe_reply(flight, reply, response, now)
-            return
-        if isinstance(reply, Fulfill):
+            self._on_probe_reply(flight, reply, response, now)
+        elif isinstance(reply, Fulfill):
             self._on_fulfill(flight, reply, response, now)
         else:
             self._on_reject(flight, reply, response, now)
@@ -746,14 +538,13 @@ class Connection:
         for sid, amount in flight.money.items():
             s = self._streams.get(sid)
             if s is not None:
-                s.held -= amount
-                s.total_sent += amount
+                s.send.money_settled(amount, paid=True)
                 self._events.append(MoneySent(sid, amount))
         self.total_sent += flight.source_amount
-        for sid, _offset, chunk in flight.data:
+        for sid, offset, chunk in flight.data:
             s = self._streams.get(sid)
             if s is not None:
-                s.unacked -= len(chunk)
+                s.send.bytes_settled(offset, chunk, lost=False)
                 self._events.append(DataSent(sid))
         self._after_close_acked(flight)
         if not flight.fulfillable or crypto.condition(reply.fulfillment) != flight.condition:
@@ -767,8 +558,8 @@ class Connection:
         if flight.source_amount:
             self.packets_sent += 1
             self.total_delivered = min(UINT64_MAX, self.total_delivered + response.prepare_amount)
-            self._grow(flight.source_amount)
-        self._retry_delay = self.config.retry_delay_start
+            self._congestion.on_fulfilled(flight.source_amount)
+        self._backoff.reset()
         self._receiver_rejects = 0
         self._slippage_rejects = 0
 
@@ -776,32 +567,31 @@ class Connection:
         for close in flight.closes:
             s = self._streams.get(close.stream_id)
             if s is not None:
-                self._retire(s.id)
-                self._events.append(StreamClosed(s.id, close.error_code, close.error_message, False))
+                self._end_stream(s, Trigger.END_ACKED,
+                                 StreamClosed(s.id, close.error_code, close.error_message, False))
 
     def _undo(self, flight: _InFlight, processed: bool) -> None:
+        """A Reject: the money comes back; bytes, closes and adverts go again unless the receiver read them."""
         for sid, amount in flight.money.items():
             s = self._streams.get(sid)
             if s is not None:
-                s.held -= amount
+                s.send.money_settled(amount, paid=False)
         for sid, offset, chunk in flight.data:
             s = self._streams.get(sid)
             if s is not None:
-                s.unacked -= len(chunk)
+                s.send.bytes_settled(offset, chunk, lost=not processed)
                 if processed:
                     self._events.append(DataSent(sid))
-                else:
-                    s.retransmit.append((offset, chunk))
         if processed:
             return
         for close in flight.closes:
             s = self._streams.get(close.stream_id)
             if s is not None:
-                s.sent_end = False
+                s.apply(Trigger.END_LOST)
         for sid in flight.adverts:
             s = self._streams.get(sid)
             if s is not None:
-                s.adv_receive_max = s.adv_max_offset = None
+                s.recv.forget_advert()
         self._queued[:0] = [f for f in flight.control if not isinstance(f, ConnectionNewAddress | ConnectionAssetDetails)]
 
     def _on_reject(self, flight: _InFlight, reply: Reject, response: StreamPacket | None, now: float) -> None:
@@ -810,20 +600,7 @@ class Connection:
         self._undo(flight, processed=response is not None)
         if response is not None:
             self._after_close_acked(flight)
-            if flight.money and response.prepare_amount < flight.min_destination:
-                self._slippage_rejects += 1
-                if self._slippage_rejects >= 3:
-                    self._fail(ErrorCode.APPLICATION_ERROR,
-                               f"exchange rate fell below the minimum: {flight.source_amount} sent arrived as "
-                               f"{response.prepare_amount}, at least {flight.min_destination} required", now)
-                    return
-            self._receiver_rejects += 1
-            if self._receiver_rejects >= self.config.max_receiver_rejects:
-                self._fail(ErrorCode.APPLICATION_ERROR,
-                           f"the receiver rejected {self._receiver_rejects} packets in a row", now)
-                return
-            if self._receiver_rejects > 1:
-                self._backoff(now)
+            self._on_receiver_reject(flight, response, now)
             return
         code = reply.code
         where = f"{code} from {reply.triggered_by or 'the path'}" + (f": {reply.message}" if reply.message else "")
@@ -835,122 +612,52 @@ class Connection:
         elif reply.family is ErrorFamily.FINAL:
             self._fail(ErrorCode.APPLICATION_ERROR, f"payment failed: {where}", now)
         else:
-            if code == "T04" and flight.sequence >= self._recovery_until:
-                smallest = min(flight.source_amount, self._test_packet_amount) or 1
-                self._test_packet_amount = max(2, smallest - smallest // 3)
-            self._shrink(flight.sequence)
-            self._backoff(now)
+            self._congestion.on_temporary_error(flight.sequence, flight.source_amount, self._next_sequence,
+                                                liquidity=code == "T04")
+            self._backoff.pause(now)
 
-    def _backoff(self, now: float) -> None:
-        self._resume_at = max(self._resume_at, now + self._retry_delay)
-        self._retry_delay = min(self._retry_delay * 2, self.config.retry_delay_max)
-
-    def _grow(self, amount: int) -> None:
-        if self._window < self._ssthresh:
-            self._window += 1
-        else:
-            self._window += 1 / self._window
-        self._window = min(self._window, float(self.config.max_window))
-        if amount >= self._test_packet_amount and self._test_packet_amount < self._max_packet_amount:
-            if self._max_packet_amount != UINT64_MAX:
-                step = max(1, self._max_packet_amount // 10)
-                self._test_packet_amount = min(self._test_packet_amount + step, self._max_packet_amount)
-            else:
-                self._test_packet_amount = min(self._test_packet_amount * 2, UINT64_MAX)
-
-    def _shrink(self, sequence: int) -> None:
-        if sequence < self._recovery_until:
-            return  # already reacted to this round of losses
-        self._window = max(1.0, self._window / 2)
-        self._ssthresh = max(2.0, self._window)
-        self._recovery_until = self._next_sequence
+    def _on_receiver_reject(self, flight: _InFlight, response: StreamPacket, now: float) -> None:
+        """The receiver read the packet and said no (too little arrived, or it is full): give up if it lasts."""
+        if flight.money and response.prepare_amount < flight.min_destination:
+            self._slippage_rejects += 1
+            if self._slippage_rejects >= 3:
+                self._fail(ErrorCode.APPLICATION_ERROR,
+                           f"exchange rate fell below the minimum: {flight.source_amount} sent arrived as "
+                           f"{response.prepare_amount}, at least {flight.min_destination} required", now)
+                return
+        self._receiver_rejects += 1
+        if self._receiver_rejects >= self.config.max_receiver_rejects:
+            self._fail(ErrorCode.APPLICATION_ERROR,
+                       f"the receiver rejected {self._receiver_rejects} packets in a row", now)
+            return
+        if self._receiver_rejects > 1:
+            self._backoff.pause(now)
 
     def _on_amount_too_large(self, reply: Reject, sent: int, now: float) -> None:
-        new_max = max(0, sent - 1)
-        try:
-            d = decode_amount_too_large(reply.data)
-            if d.received_amount > d.maximum_amount:
-                new_max = sent * d.maximum_amount // d.received_amount
-        except CodecError:
-            pass
-        self._max_packet_amount = min(self._max_packet_amount, new_max)
-        self._test_packet_amount = min(self._test_packet_amount, self._max_packet_amount)
-        if self._max_packet_amount == 0:
+        self._congestion.on_amount_too_large(sent, reply.data)
+        if self._congestion.max_packet_amount == 0:
             self._fail(ErrorCode.APPLICATION_ERROR, "Cannot send: the path's maximum packet amount is 0", now)
 
     # --- probing --------------------------------------------------------------------------------------------
 
-    def _probe_reply(self, flight: _InFlight, reply: Reply, response: StreamPacket | None, now: float) -> None:
-        self._probe_round.pop(flight.sequence, None)
-        self._probe_results.append((flight.source_amount, response if response is not None else
-                                    (reply if isinstance(reply, Reject) else None)))
-        if not self._probe_round and not self.closed:
-            self._probe_done(now)
+    def _on_probe_reply(self, flight: _InFlight, reply: Reply, response: StreamPacket | None, now: float) -> None:
+        result = response if response is not None else (reply if isinstance(reply, Reject) else None)
+        if self._probe.on_reply(flight.sequence, flight.source_amount, result) and not self.closed:
+            outcome = self._probe.finish_round(self._congestion)
+            if outcome is not None:
+                self._apply_probe_outcome(outcome, now)
 
-    def _probe_done(self, now: float) -> None:
-        results, self._probe_results = self._probe_results, []
-        next_amounts: set[int] = set()
-        temporary: list[int] = []
-        finals: list[Reject] = []
-        answered: set[int] = set()
-        for amount, result in results:
-            if isinstance(result, StreamPacket):
-                answered.add(amount)
-                self._probe_max_ok = max(self._probe_max_ok, amount)
-                delivered = result.prepare_amount
-                best = self._probe_best
-                if delivered > 0 and (best is None or (len(str(delivered)), amount) > (len(str(best[1])), best[0])):
-                    self._probe_best = (amount, delivered)
-            elif isinstance(result, Reject) and result.code == "F08":
-                before = self._max_packet_amount
-                self._on_amount_too_large(result, amount, now)
-                if self.closed:
-                    return
-                if self._max_packet_amount < before:
-                    next_amounts.add(self._max_packet_amount)
-            elif isinstance(result, Reject) and result.family is ErrorFamily.FINAL:
-                finals.append(result)
-            else:
-                temporary.append(amount)
-                self._probe_saw_temporary = True
-        best = self._probe_best
-        if best is not None and len(str(best[1])) >= self.config.min_rate_precision:
-            self._set_rate(Fraction(best[1], best[0]), now)
-            return
-        if temporary:
-            smallest = min(temporary)
-            next_amounts.add(max(1, smallest - smallest // 3))
-            if self._probe_best is None or smallest <= self._probe_best[0]:
-                # Nothing got through: wait. (When only the bigger amounts failed, the amount was the problem.)
-                self._backoff(now)
-        next_amounts -= answered
-        if next_amounts and self._probe_attempts < self.config.probe_max_attempts:
-            self._probe_next = sorted(next_amounts)
-            return
-        if best is not None:
-            # The path cannot carry a packet big enough for full precision: the largest that got through gives
-            # the best rate anyone can know here (ilp-protocol-stream gives up instead).
-            self._set_rate(Fraction(best[1], best[0]), now)
-        elif finals:
-            r = finals[0]
-            detail = f": {r.message}" if r.message else ""
-            self._fail(ErrorCode.APPLICATION_ERROR,
-                       f"cannot reach the receiver: {r.code} from {r.triggered_by or 'the path'}{detail}", now)
-        else:
-            self._fail(ErrorCode.APPLICATION_ERROR,
-                       "Unable to establish the exchange rate: no test packet made it to the receiver", now)
-
-    def _set_rate(self, rate: Fraction, now: float) -> None:
-        minimum = self.config.min_exchange_rate
-        if minimum is not None and rate < minimum:
-            self._fail(ErrorCode.APPLICATION_ERROR,
-                       f"exchange rate {float(rate):.6g} is below the minimum acceptable {float(minimum):.6g}", now)
-            return
-        self.exchange_rate = rate
-        if self._probe_saw_temporary and self._probe_max_ok:
-            # Bigger test packets ran out of liquidity: start money at the largest amount that got through.
-            self._test_packet_amount = min(self._test_packet_amount, self._probe_max_ok)
-        self._events.append(Connected(rate))
+    def _apply_probe_outcome(self, outcome: ProbeOutcome, now: float) -> None:
+        if outcome.backoff:
+            self._backoff.pause(now)
+        if outcome.failure is not None:
+            self._fail(ErrorCode.APPLICATION_ERROR, outcome.failure, now)
+        elif outcome.rate is not None:
+            self.exchange_rate = outcome.rate
+            start = self._probe.start_amount
+            if start is not None:
+                self._congestion.limit_packet_amount(start)
+            self._events.append(Connected(outcome.rate))
 
     # --- frames from the peer -------------------------------------------------------------------------------
 
@@ -960,7 +667,7 @@ class Connection:
                 case ConnectionNewAddress(account):
                     if not is_valid_address(account):
                         continue
-                    self._queued += [ConnectionMaxStreamId(self._max_stream_id),
+                    self._queued += [ConnectionMaxStreamId(self._streams.max_remote_id),
                                      ConnectionAssetDetails(self.asset_code, self.asset_scale)]
                     if account != self.destination_account:
                         self.destination_account = account
@@ -973,21 +680,17 @@ class Connection:
                     if not self.closed:
                         self._finish(code, message, True)
                 case ConnectionMaxData(offset):
-                    self._remote_max_offset = max(self._remote_max_offset, offset)
+                    self._streams.on_remote_max_data(offset)
                 case ConnectionMaxStreamId(sid):
-                    self._remote_max_stream_id = max(self._remote_max_stream_id, sid)
+                    self._streams.on_remote_max_id(sid)
                 case StreamClose(sid, code, message):
                     self._remote_stream_close(sid, code, message)
                 case StreamMaxMoney(sid, receive_max, total):
-                    s = self._streams.get(sid)
-                    if s is not None:
-                        s.remote_received = max(s.remote_received, total)
-                        s.remote_receive_max = (receive_max if s.remote_receive_max == UINT64_MAX
-                                                else max(s.remote_receive_max, receive_max))
+                    if (s := self._streams.get(sid)) is not None:
+                        s.send.on_max_money(receive_max, total)
                 case StreamMaxData(sid, offset):
-                    s = self._streams.get(sid)
-                    if s is not None:
-                        s.remote_max_offset = max(s.remote_max_offset, offset)
+                    if (s := self._streams.get(sid)) is not None:
+                        s.send.on_max_data(offset)
                 case StreamReceipt() | StreamMoneyBlocked() | StreamDataBlocked() | ConnectionDataBlocked():
                     pass
                 case ConnectionStreamIdBlocked():
@@ -995,187 +698,171 @@ class Connection:
 
     def _remote_stream_close(self, sid: int, code: int, message: str) -> None:
         s = self._streams.get(sid)
-        if s is None or s.remote_closed:
+        if s is None:
             return
-        s.remote_closed = True
-        already_ended = s.sent_end
-        s.sent_end = True
-        s.closing = True
-        self._retire(sid)
-        if not already_ended:
-            self._events.append(StreamClosed(sid, code, message, True))
-        self._max_stream_id += 2
-        self._queued.append(ConnectionMaxStreamId(self._max_stream_id))
+        # Even with our own StreamClose on its way: the stream is forgotten now, so its ack finds nothing to close.
+        self._end_stream(s, Trigger.REMOTE_END, StreamClosed(sid, code, message, True))
+        self._queued.append(ConnectionMaxStreamId(self._streams.allow_another_remote()))
 
     # --- incoming Prepares ------------------------------------------------------------------------------------
+
+    def handle_prepare(self, prepare: Prepare, now: float) -> Reply:
+        """Answer a Prepare sent to this connection (RFC 29 §4.4); never raises.
+
+        The steps, each of which may end in a Reject carrying the frames gathered so far: open the STREAM packet;
+        if we are closed, say so; admit the streams it names; take its control frames and bytes; check flow
+        control, the amount and the condition; split the money among the streams and check their limits; then
+        credit it and answer with our limits, closes and receipts."""
+        account = self.source_account or ""
+        request = self._open_request(prepare)
+        if request is None:
+            return Reject("F06", account, "", b"")
+        self._last_active = now
+        answer = _Answer(prepare, request, account, [ConnectionMaxData(self._streams.max_acceptable_offset())])
+        if self.closed:
+            return self._answer_closed(answer)
+        if not self._admit_streams(answer, now):
+            return self._reject(answer)
+        self._handle_control_frames(request.frames, now)
+        if self.closed:
+            return self._reject(answer)
+        for frame in request.frames:
+            if isinstance(frame, StreamData):
+                self._incoming_data(frame)
+        if not self._within_flow_control(answer, now):
+            return self._reject(answer)
+        if request.prepare_amount > prepare.amount:
+            return self._reject(answer)  # less arrived than the sender requires
+        fulfillment = crypto.fulfillment(self._fulfillment_key, prepare.data)
+        if crypto.condition(fulfillment) != prepare.execution_condition:
+            return self._reject(answer)  # an unfulfillable packet: a rate probe
+        credits = split_money(request.frames, prepare.amount)
+        refusal = self._streams.refuse_credits(credits)
+        if refusal is not None:
+            answer.frames.append(refusal)
+            return self._reject(answer)
+        if self.total_received + prepare.amount > UINT64_MAX:
+            return self._reject(answer)
+        self._credit(credits, prepare.amount)
+        closing = self._reply_stream_frames(answer)
+        self._add_receipts(answer, credits)
+        answer.frames += self._queued
+        self._queued = []
+        for s in closing:
+            # We told the peer in this Fulfill; nothing more will flow on it.
+            self._end_stream(s, Trigger.END_IN_REPLY, StreamClosed(s.id, s.close_code, s.close_message, False))
+        return Fulfill(fulfillment, self._reply_packet(request.sequence, PacketType.FULFILL, prepare.amount,
+                                                       answer.frames))
+
+    def _open_request(self, prepare: Prepare) -> StreamPacket | None:
+        try:
+            request = decode_stream_packet(self._cipher.decrypt(prepare.data))
+        except CodecError:
+            return None
+        return request if request.packet_type == PacketType.PREPARE else None
 
     def _reply_packet(self, sequence: int, kind: PacketType, amount: int, frames: list[Frame]) -> bytes:
         return self._seal(StreamPacket(sequence, kind, min(amount, UINT64_MAX), tuple(frames)))
 
-    def handle_prepare(self, prepare: Prepare, now: float) -> Reply:
-        """Answer a Prepare sent to this connection (RFC 29 §4.4); never raises."""
-        account = self.source_account or ""
-        try:
-            request = decode_stream_packet(self._cipher.decrypt(prepare.data))
-        except CodecError:
-            return Reject("F06", account, "", b"")
-        if request.packet_type != PacketType.PREPARE:
-            return Reject("F06", account, "", b"")
-        self._last_active = now
-        frames: list[Frame] = [ConnectionMaxData(self._connection_max_acceptable())]
-
-        def reject() -> Reject:
-            body = frames + self._queued
-            self._queued = []
-            data = self._reply_packet(request.sequence, PacketType.REJECT, prepare.amount, body)
-            return Reject("F99", account, "", data)
-
-        if self.closed:
-            code = self.close_event.error_code if self.close_event else ErrorCode.NO_ERROR
-            frames.append(ConnectionClose(code, self.close_event.message if self.close_event else ""))
-            fulfillment = crypto.fulfillment(self._fulfillment_key, prepare.data)
-            if prepare.amount == 0 and crypto.condition(fulfillment) == prepare.execution_condition:
-                # No money, so accepting costs nothing; and ilp-protocol-stream 2.7.1 resends a rejected
-                # StreamClose for ever (its end() restarts the send loop on every ConnectionClose it reads).
-                data = self._reply_packet(request.sequence, PacketType.FULFILL, 0, frames)
-                return Fulfill(fulfillment, data)
-            return reject()
-        for frame in request.frames:
-            if isinstance(frame, StreamMoney | StreamData | StreamMaxMoney | StreamMaxData):
-                sid = frame.stream_id
-                if sid in self._closed_streams:
-                    if isinstance(frame, StreamMoney | StreamData):
-                        if not any(isinstance(f, StreamClose) and f.stream_id == sid for f in frames):
-                            frames.append(StreamClose(sid, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed"))
-                        return reject()
-                    continue
-                if sid not in self._streams and not self._new_remote_stream(sid, now):
-                    return reject()
-        self._handle_control_frames(request.frames, now)
-        if self.closed:
-            return reject()
-        for frame in request.frames:
-            if isinstance(frame, StreamData):
-                self._incoming_data(frame)
-        for s in self._streams.values():
-            if s.next_offset + sum(len(d) for d in s.pending.values()) > 0 and self._over_limit(s):
-                self._fail(ErrorCode.FLOW_CONTROL_ERROR,
-                           f"Exceeded flow control limits: stream {s.id} can accept up to offset "
-                           f"{s.max_acceptable_offset}", now)
-                frames.append(ConnectionClose(ErrorCode.FLOW_CONTROL_ERROR, "Exceeded flow control limits"))
-                return reject()
-        amount = prepare.amount
-        if request.prepare_amount > amount:
-            return reject()
-        fulfillment = crypto.fulfillment(self._fulfillment_key, prepare.data)
-        if crypto.condition(fulfillment) != prepare.execution_condition:
-            return reject()
-        shares = [(f.stream_id, f.shares) for f in request.frames if isinstance(f, StreamMoney)]
-        total_shares = sum(sh for _, sh in shares)
-        credits: dict[int, int] = {}
-        for sid, sh in shares:
-            if total_shares == 0:
-                break
-            part = amount * sh // total_shares
-            credits[sid] = credits.get(sid, 0) + part
-        for sid, part in credits.items():
-            st = self._streams.get(sid)
-            if st is None or st.closing or st.sent_end:
-                frames.append(StreamClose(sid, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed"))
-                return reject()
-            room = max(0, st.receive_max - st.total_received)
-            if part > math.ceil(room * Fraction(101, 100)):
-                frames.append(StreamMaxMoney(sid, st.receive_max, st.total_received))
-                return reject()
-        if self.total_received + amount > UINT64_MAX:
-            return reject()
-        self.total_received += amount
-        for sid, part in credits.items():
-            target = self._streams[sid]
-            target.total_received += part
-            if part:
-                self._events.append(MoneyReceived(sid, part))
-        mentioned = {f.stream_id for f in request.frames if isinstance(f, StreamMoney | StreamData | StreamMaxMoney
-                                                                       | StreamMaxData | StreamMoneyBlocked
-                                                                       | StreamDataBlocked)}
-        for s in self._streams.values():
-            if s.closing and not s.sent_end and not s.remote_closed and not s.held and not s.has_data_to_send() \
-                    and not s.unacked:
-                frames.append(StreamClose(s.id, s.close_code, s.close_message))
-                s.sent_end = s.close_in_reply = True
-            elif not s.sent_end and (s.id in mentioned or s.adv_receive_max != s.receive_max
-                                     or s.adv_max_offset != s.max_acceptable_offset):
-                # The limits of the streams this packet used, and of any that changed (JS sends all, every time).
-                frames.append(StreamMaxMoney(s.id, s.receive_max, s.total_received))
-                frames.append(StreamMaxData(s.id, s.max_acceptable_offset))
-                s.adv_receive_max, s.adv_max_offset = s.receive_max, s.max_acceptable_offset
-        if self.config.receipt_nonce and self.config.receipt_secret:
-            for sid in credits:
-                total = self._streams[sid].total_received
-                receipt = crypto.create_receipt(self.config.receipt_nonce, sid, total,
-                                                self.config.receipt_secret)
-                frames.append(StreamReceipt(sid, receipt))
-        frames += self._queued
+    def _reject(self, answer: _Answer) -> Reject:
+        """F99 with our STREAM reply: the frames gathered so far, and any queued control frames."""
+        body = answer.frames + self._queued
         self._queued = []
-        for s in [s for s in self._streams.values() if s.close_in_reply]:
-            # We told the peer in this Fulfill; nothing more will flow on it.
-            self._retire(s.id)
-            self._events.append(StreamClosed(s.id, s.close_code, s.close_message, False))
-        return Fulfill(fulfillment, self._reply_packet(request.sequence, PacketType.FULFILL, amount, frames))
+        data = self._reply_packet(answer.request.sequence, PacketType.REJECT, answer.prepare.amount, body)
+        return Reject("F99", answer.account, "", data)
 
-    def _connection_max_acceptable(self) -> int:
-        consumed = sum(s.consumed for s in self._streams.values())
-        return consumed + self.config.connection_buffer
+    def _answer_closed(self, answer: _Answer) -> Reply:
+        event = self.close_event
+        answer.frames.append(ConnectionClose(event.error_code if event else ErrorCode.NO_ERROR,
+                                             event.message if event else ""))
+        prepare = answer.prepare
+        fulfillment = crypto.fulfillment(self._fulfillment_key, prepare.data)
+        if prepare.amount == 0 and crypto.condition(fulfillment) == prepare.execution_condition:
+            # No money, so accepting costs nothing; and ilp-protocol-stream 2.7.1 resends a rejected
+            # StreamClose for ever (its end() restarts the send loop on every ConnectionClose it reads).
+            data = self._reply_packet(answer.request.sequence, PacketType.FULFILL, 0, answer.frames)
+            return Fulfill(fulfillment, data)
+        return self._reject(answer)
 
-    def _over_limit(self, s: _Stream) -> bool:
-        top = max([s.next_offset] + [o + len(d) for o, d in s.pending.items()])
-        return top > s.max_acceptable_offset
+    def _admit_streams(self, answer: _Answer, now: float) -> bool:
+        """Open the streams the peer starts; False if the packet uses a closed one or breaks the stream limits."""
+        for frame in answer.request.frames:
+            if not isinstance(frame, StreamMoney | StreamData | StreamMaxMoney | StreamMaxData):
+                continue
+            sid = frame.stream_id
+            if self._streams.is_retired(sid):
+                if isinstance(frame, StreamMoney | StreamData):
+                    if not any(isinstance(f, StreamClose) and f.stream_id == sid for f in answer.frames):
+                        answer.frames.append(StreamClose(sid, ErrorCode.STREAM_STATE_ERROR, "Stream is already closed"))
+                    return False
+                continue
+            if sid not in self._streams and not self._new_remote_stream(sid, now):
+                return False
+        return True
 
     def _new_remote_stream(self, sid: int, now: float) -> bool:
-        if (sid % 2 == 0) != (not self.is_server):
+        if not self._streams.opened_by_peer(sid):
             who = "Client" if self.is_server else "Server"
             parity = "odd" if self.is_server else "even"
             message = f"Invalid Stream ID: {sid}. {who}-initiated streams must have {parity}-numbered IDs"
             self._queued.append(ConnectionClose(ErrorCode.PROTOCOL_VIOLATION, message))
             self._fail(ErrorCode.PROTOCOL_VIOLATION, message, now, tell=False)
             return False
-        if sid > self._max_stream_id:
-            message = f"Maximum number of open streams exceeded. Got stream: {sid}, current max stream ID: " \
-                      f"{self._max_stream_id}"
+        limit = self._streams.max_remote_id
+        if sid > limit:
+            message = f"Maximum number of open streams exceeded. Got stream: {sid}, current max stream ID: {limit}"
             self._queued.append(ConnectionClose(ErrorCode.STREAM_ID_ERROR, message))
             self._fail(ErrorCode.STREAM_ID_ERROR, message, now, tell=False)
             return False
-        if self._max_stream_id * 3 < sid * 4:
-            self._queued.append(ConnectionMaxStreamId(self._max_stream_id))
-        s = _Stream(sid, receive_max=self.config.default_receive_max, buffer=self.config.stream_buffer)
-        self._streams[sid] = s
+        if limit * 3 < sid * 4:
+            self._queued.append(ConnectionMaxStreamId(limit))
+        self._streams.add(sid, receive_max=self.config.default_receive_max)
         self._events.append(StreamOpened(sid))
         return True
 
     def _incoming_data(self, frame: StreamData) -> None:
         s = self._streams.get(frame.stream_id)
-        if s is None or s.remote_closed:
-            return
-        offset, chunk = frame.offset, frame.data
-        end = offset + len(chunk)
-        if end <= s.next_offset or not chunk:
-            return  # a duplicate of bytes we already have
-        if offset < s.next_offset:
-            chunk, offset = chunk[s.next_offset - offset:], s.next_offset
-        if len(chunk) > len(s.pending.get(offset, b"")):
-            s.pending[offset] = chunk
-        before = s.next_offset
-        while s.pending:
-            ready = [o for o in s.pending if o <= s.next_offset]
-            if not ready:
-                break
-            for o in ready:
-                piece = s.pending.pop(o)
-                if o + len(piece) > s.next_offset:
-                    s.recv_buf += piece[s.next_offset - o:]
-                    s.next_offset = o + len(piece)
-        if s.next_offset > before:
+        if s is not None and s.recv.receive(frame.offset, frame.data):
             self._events.append(DataReceived(s.id))
+
+    def _within_flow_control(self, answer: _Answer, now: float) -> bool:
+        for s in self._streams:
+            if s.recv.over_limit():
+                self._fail(ErrorCode.FLOW_CONTROL_ERROR,
+                           f"Exceeded flow control limits: stream {s.id} can accept up to offset "
+                           f"{s.recv.max_acceptable_offset}", now)
+                answer.frames.append(ConnectionClose(ErrorCode.FLOW_CONTROL_ERROR, "Exceeded flow control limits"))
+                return False
+        return True
+
+    def _credit(self, credits: dict[int, int], amount: int) -> None:
+        self.total_received += amount
+        for sid, part in credits.items():
+            self._streams[sid].recv.total_received += part
+            if part:
+                self._events.append(MoneyReceived(sid, part))
+
+    def _reply_stream_frames(self, answer: _Answer) -> list[StreamRecord]:
+        """Our StreamCloses that are due, and the limits of the streams this packet used or that changed (JS
+        sends all, every time). Returns the streams closed in this reply."""
+        mentioned = {f.stream_id for f in answer.request.frames
+                     if isinstance(f, StreamMoney | StreamData | StreamMaxMoney | StreamMaxData | StreamMoneyBlocked
+                                   | StreamDataBlocked)}
+        closing: list[StreamRecord] = []
+        for s in self._streams:
+            if s.end_due:
+                answer.frames.append(s.end_frame())
+                closing.append(s)
+            elif s.state is not StreamState.END_SENT and (s.id in mentioned or s.recv.limits_changed):
+                answer.frames += s.recv.advertise(s.id)
+        return closing
+
+    def _add_receipts(self, answer: _Answer, credits: dict[int, int]) -> None:
+        nonce, secret = self.config.receipt_nonce, self.config.receipt_secret
+        if nonce and secret:
+            for sid in credits:
+                total = self._streams[sid].recv.total_received
+                answer.frames.append(StreamReceipt(sid, crypto.create_receipt(nonce, sid, total, secret)))
 
     # --- ending -------------------------------------------------------------------------------------------
 
@@ -1186,14 +873,11 @@ class Connection:
         for flight in list(self._in_flight.values()):
             if flight.kind is _Kind.PROBE:
                 self._in_flight.pop(flight.sequence)
-        self._probe_round.clear()
-        if tell and self.destination_account is not None and not self._close_sent:
-            self._close_requested = True
-            self._close_code, self._close_message = code, message
-        for s in self._streams.values():
-            s.closing = True
-            s.out_buf.clear()
-            s.retransmit.clear()
+        self._probe.cancel()
+        if tell and self.destination_account is not None and not self._peer_knows_closed:
+            self._close_to_send = (code, message)
+        for s in self._streams:
+            s.send.discard()
         self._finish(code, message, False)
 
     def _finish(self, code: int, message: str, by_remote: bool) -> None:
@@ -1201,33 +885,9 @@ class Connection:
             return
         self.state = State.CLOSED
         if by_remote:
-            self._close_sent = True  # the peer already knows
-        for sid in list(self._streams):
-            self._retire(sid)
-            self._events.append(StreamClosed(sid, code, message, by_remote))
+            self._peer_knows_closed = True
+        for s in list(self._streams):
+            self._end_stream(s, Trigger.FINISH, StreamClosed(s.id, code, message, by_remote))
         self.close_event = ConnectionClosed(code, message, by_remote, self.total_sent, self.total_delivered,
                                             self.total_received)
         self._events.append(self.close_event)
-
-    def final_packet(self, now: float) -> OutgoingPrepare | None:
-        """After a local error, the ConnectionClose to tell the peer (best effort; the reply does not matter)."""
-        if not self._close_requested or self._close_sent or self.destination_account is None:
-            return None
-        self._close_sent = True
-        try:
-            seq = self._sequence()
-        except _SequenceExhausted:
-            seq = MAX_SEQUENCE
-        frames: tuple[Frame, ...] = (ConnectionClose(self._close_code, self._close_message),)
-        sealed = self._seal(StreamPacket(seq, PacketType.PREPARE, 0, frames))
-        return OutgoingPrepare(seq, self._prepare(now, 0, sealed, crypto.random_condition()))
-
-
-class _SequenceExhausted(Exception):
-    pass
-
-
-def describe_close(event: ConnectionClosed) -> str:
-    who = "peer" if event.by_remote else "local"
-    text = f"{who} closed: {error_code_name(event.error_code)}"
-    return text + (f" ({event.message})" if event.message else "")

@@ -1,0 +1,1 @@
+"""Direct tests of the STREAM engine's parts (moneyd/stream/): congestion, probing, stream state, events."""
