@@ -198,7 +198,8 @@ async def _start_admin(router: Router) -> Any:
     s = router.settings
     if s.admin_api_port is None:
         return None
-    from .admin.api import AdminServer, runtime_file
+    from .admin.api import AdminServer
+    from .admin.files import runtime_file
 
     admin = AdminServer(router, s.admin_api_port, router.store.path.parent)
     try:

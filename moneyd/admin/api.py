@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import snapshot
+from .files import load_token
 from .monitor import Monitor
 from .snapshot import UPLINK, LinkWatch
 
@@ -40,7 +41,6 @@ log = logging.getLogger("moneyd.admin")
 MAX_BODY = 16 * 1024
 TICK = 0.5  # how often the server samples rates, link state and channels (not per packet)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-TOKEN_FILE = "admin-token"
 _AMOUNT_DIFF = re.compile(r"\A(?:0|-?[1-9][0-9]{0,30})\Z")
 _ACCOUNT_ID = re.compile(r"\A[A-Za-z0-9_.\-~]{1,128}\Z")
 PROM_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -52,32 +52,6 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def load_token(data_dir: Path, create: bool = True) -> str | None:
-    """The admin token in ``data_dir/admin-token`` (0600), made on first use."""
-    path = data_dir / TOKEN_FILE
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        if text:
-            return text
-    except (OSError, UnicodeDecodeError):
-        if not create:
-            return None
-    if not create:
-        return None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = os.urandom(24).hex()
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(token + "\n")
-    return token
-
-
-def runtime_file(store_path: Path) -> Path:
-    """Where a running moneyd says which admin port it serves (``moneyd status`` reads it)."""
-    return store_path.parent / f"{store_path.stem}.admin.json"
 
 
 def _s(v: int | None, none: str) -> str:
