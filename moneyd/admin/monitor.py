@@ -112,7 +112,7 @@ class Monitor:
 
     def error(self, message: str, code: str = "") -> None:
         self.last_error = {"time": time.time(), "code": code, "message": message}
-        self._event("error", code=code, message=message)
+        self._event("problem", code=code, message=message)
 
     def alert(self, account: str, triggered_by: str, message: str) -> None:
         now = time.time()
