@@ -21,6 +21,19 @@ def get(port: int, path: str) -> Any:
         return json.loads(r.read())
 
 
+async def follow_events(port: int, sink: list[tuple[str, dict[str, Any]]]) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/events") as r:
+        kind = ""
+        async for raw in r.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                sink.append((kind, json.loads(line[6:])))
+
+
 async def test_uplink_facts_and_status_follow_the_channels(setup: Setup, node: NodeRunner) -> None:  # noqa: F811
     s, emu = setup, setup.emu
     seq = emu.ledger.account(s.client.address).sequence  # type: ignore[union-attr]
@@ -44,6 +57,8 @@ async def test_uplink_facts_and_status_follow_the_channels(setup: Setup, node: N
         assert theirs["id"] == theirs_chan.channel_id and int(theirs["capacity"]) == theirs_chan.amount * SCALE_PER_DROP
         assert int(ours["left"]) == int(ours["capacity"]) - int(ours["claimed"])
 
+        events: list[tuple[str, dict[str, Any]]] = []
+        watcher = asyncio.create_task(follow_events(admin, events))
         js, url = await js_receiver(node, s.parent)
         code, out, err = await s.cli("pay", url, "50000000", "--via", f"btp+ws://localhost:{port}",
                                      "--max-packet-amount", "1000000", "--json")
@@ -54,6 +69,17 @@ async def test_uplink_facts_and_status_follow_the_channels(setup: Setup, node: N
         assert 50_000_000 + 5_000_000 <= int(after["claimed"]) <= 50_000_000 + 10_000_000
         assert int(after["claimed"]) > int(ours["claimed"])
         assert int(after["left"]) == int(after["capacity"]) - int(after["claimed"])
+        # The event stream told of the claims as they went out (sampled from the book, not pushed per packet).
+        def seen() -> bool:
+            claimed = any(k == "claim" and d["direction"] == "sent" for k, d in events)
+            return claimed and any(k == "payment" and int(d["amount"]) == 50_000_000 for k, d in events)
+
+        async with asyncio.timeout(10):
+            while not seen():
+                await asyncio.sleep(0.1)
+        claim = next(d for k, d in events if k == "claim")
+        assert claim["channel"] == ours_id and int(claim["amount"]) > 0
+        watcher.cancel()
         status = await asyncio.to_thread(get, admin, "/balance")
         assert "uplink" in status["accounts"]
 
