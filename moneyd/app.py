@@ -201,17 +201,21 @@ async def _start_admin(router: Router) -> Any:
     from .admin.api import AdminServer
     from .admin.files import runtime_file
 
-    admin = AdminServer(router, s.admin_api_port, router.store.path.parent)
     try:
+        admin = AdminServer(router, s.admin_api_port, router.store.path.parent)
         await admin.start()
     except OSError as e:
         if s.admin_api_strict:
             await router.stop()
             raise StartupError(f"cannot serve the admin API on 127.0.0.1:{s.admin_api_port}: {e.strerror or e}") from e
-        log.warning("admin API not started: 127.0.0.1:%d is busy (%s); `moneyd status` will not see this moneyd",
+        log.warning("admin API not started on 127.0.0.1:%d (%s); `moneyd status` will not see this moneyd",
                     s.admin_api_port, e.strerror or e)
         return None
-    admin.publish(runtime_file(router.store.path))
+    try:
+        admin.publish(runtime_file(router.store.path))
+    except OSError as e:
+        log.warning("cannot record the admin port in the data directory (%s): use `moneyd status --admin-api-port %d`",
+                    e.strerror or e, admin.port)
     log.info("dashboard and admin API on http://127.0.0.1:%d/", admin.port)
     return admin
 

@@ -108,7 +108,8 @@ def test_a_foreign_host_is_refused(moneyd_local: Moneyd, host: str) -> None:
     assert "DNS rebinding" in error_of(status, headers, body)
 
 
-@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1", "https://localhost.evil.example"])
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1", "https://localhost.evil.example",
+                                    "http://localhost", "http://127.0.0.1"])
 def test_a_foreign_origin_is_refused(moneyd_local: Moneyd, origin: str) -> None:
     for method, path in (("GET", "/status"), ("POST", "/balance")):
         status, headers, body = moneyd_local.request(method, path, b"{}", {"Origin": origin})

@@ -85,6 +85,7 @@ class AdminServer:
         self._receiver_lock = asyncio.Lock()
         self._closing = asyncio.Event()
         self._published: Path | None = None
+        self._link_seen: bool | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -164,12 +165,13 @@ class AdminServer:
         self.rate.packets, self.rate.stamp = m.packets, now
         if self.router.uplink is None:
             return
-        was = self.watch.up
         facts = snapshot.uplink_facts(self.router, self.watch)
         if facts is None:
             return
-        if was is not None and was != facts["connected"]:
+        # Compared with what this sampler saw last (requests also update self.watch, and must not hide a change).
+        if self._link_seen is not None and self._link_seen != facts["connected"]:
             m.link(UPLINK, facts["connected"], facts.get("failure") or "")
+        self._link_seen = facts["connected"]
         for side, ch in facts["channels"].items():
             claimed = ch["claimed"] if ch else None
             before = self._claimed.get(side)
@@ -185,13 +187,17 @@ class AdminServer:
         host = host.lower()
         return any(host == n or host == f"{n}:{self.port}" for n in LOOPBACK_NAMES)
 
+    def _own_origins(self) -> set[str]:
+        """The dashboard's own origins: only this port (a page on another local port is another origin)."""
+        return {f"http://{n}:{self.port}" for n in LOOPBACK_NAMES}
+
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             if not self._loopback_host(request.headers.get("Host")):
                 raise ApiError(403, "the Host header must be 127.0.0.1, localhost or [::1] (DNS rebinding guard)")
             origin = request.headers.get("Origin")
-            if origin is not None and not self._loopback_host(origin.removeprefix("http://")):
+            if origin is not None and origin.lower() not in self._own_origins():
                 raise ApiError(403, f"requests from origin {origin[:100]} are not allowed")
             if request.method not in ("GET", "HEAD", "OPTIONS"):
                 self._check_token(request)
