@@ -248,12 +248,17 @@ def test_log_format_json_and_no_library_lines(tmp_path: Path) -> None:
                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                   b"Origin: http://evil.example\r\n\r\n")
         assert b"403" in s.recv(4096)
+    # A browser (or a port scanner) that does not speak WebSocket: websockets would log a traceback for it.
+    with socket.create_connection(("127.0.0.1", m.port)) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert b"WebSocket" in s.recv(4096)
     _, err = m.stop()
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines, err
     docs = [json.loads(line) for line in lines]  # every line is JSON
     assert any("evil.example" in d["message"] and d["logger"] == "moneyd.server" for d in docs), docs
     assert all(d["logger"].startswith("moneyd") for d in docs), docs
+    assert "Traceback" not in err and "handshake" not in err, err
 
 
 def test_bad_log_options_are_clear_errors(tmp_path: Path) -> None:
