@@ -34,6 +34,40 @@ async def follow_events(port: int, sink: list[tuple[str, dict[str, Any]]]) -> No
                 sink.append((kind, json.loads(line[6:])))
 
 
+async def look_at_the_dashboard(admin: int, tmp: Any) -> None:
+    """Both channels drawn with a bar of what is left; the screenshot goes to tests/output/dashboard-xrp.png."""
+    import base64
+    import subprocess
+
+    from websockets.asyncio.client import connect
+
+    from tests.test_dashboard import OUTPUT, Page, start_chromium
+
+    browser, devtools = await asyncio.to_thread(start_chromium, tmp)
+    try:
+        targets = await asyncio.to_thread(get, devtools, "/json/list")
+        target = next(t for t in targets if t["type"] == "page")
+        async with connect(target["webSocketDebuggerUrl"], max_size=64 << 20) as ws:
+            page = Page(ws)
+            await page.call("Page.navigate", url=f"http://127.0.0.1:{admin}/")
+            await page.wait_for("document.getElementById('health').textContent == 'connected'")
+            widths = await page.wait_for("(w => w.length == 2 && w.every(x => x > 0) && w)"
+                                         "([...document.querySelectorAll('#channels .bar > div')]"
+                                         ".map(d => parseFloat(d.style.width)))")
+            assert widths[0] < 100  # we paid: our channel has less left than its capacity
+            assert widths[1] == 100  # the parent has paid us nothing: all of its channel is left
+            assert "xrp ledger" in await page.js("document.getElementById('channels').innerText")
+            shot = await page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+            OUTPUT.mkdir(exist_ok=True)
+            (OUTPUT / "dashboard-xrp.png").write_bytes(base64.b64decode(shot["data"]))
+    finally:
+        browser.terminate()
+        try:
+            await asyncio.to_thread(browser.wait, 10)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+
+
 async def test_uplink_facts_and_status_follow_the_channels(setup: Setup, node: NodeRunner) -> None:  # noqa: F811
     s, emu = setup, setup.emu
     seq = emu.ledger.account(s.client.address).sequence  # type: ignore[union-attr]
@@ -82,6 +116,8 @@ async def test_uplink_facts_and_status_follow_the_channels(setup: Setup, node: N
         watcher.cancel()
         status = await asyncio.to_thread(get, admin, "/balance")
         assert "uplink" in status["accounts"]
+
+        await look_at_the_dashboard(admin, s.tmp)
 
         code, out, err = await s.cli("status", "--admin-api-port", str(admin))
         assert code == 0, out + err
