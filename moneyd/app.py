@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .admin.monitor import Monitor
 from .router.layers import (
     BalanceLayer,
     ExpiryLayer,
@@ -55,6 +56,11 @@ class RouterSettings:
     max_in_flight_amount: int | None = None
     min_message_window: timedelta = timedelta(seconds=1)
     max_hold_time: timedelta = timedelta(seconds=30)
+    # The admin API / dashboard on 127.0.0.1 (None: off). Not strict: a busy default port only warns.
+    admin_api_port: int | None = None
+    admin_api_strict: bool = True
+    log_level: str = "info"
+    log_format: str = "text"
 
 
 class Router:
@@ -80,13 +86,19 @@ class Router:
         self.pipeline: Handler = self._build_pipeline()
         self._in_flight: set[asyncio.Task[Reply]] = set()
         self.accepting = True
+        self.monitor = Monitor()  # counters for the admin API, fed synchronously (no awaits on the packet path)
 
     # -- assembly --------------------------------------------------------------------------------------------
 
     def _build_pipeline(self) -> Handler:
         s = self.settings
         addr = lambda: self.address  # noqa: E731 - the address can change once the uplink tells us ours
-        route = RouteLayer(addr, self.table, on_fulfilled=lambda hop, amount: balance.settle_outgoing(hop, amount))
+
+        def fulfilled(hop: str, amount: int) -> None:
+            balance.settle_outgoing(hop, amount)
+            self.monitor.forwarded(hop, amount)
+
+        route = RouteLayer(addr, self.table, on_fulfilled=fulfilled)
         balance = BalanceLayer(addr, lambda account: Limits(), ExpiryLayer(addr, s.min_message_window, s.max_hold_time, route))
         self.balance = balance
         h: Handler = balance
@@ -102,16 +114,20 @@ class Router:
 
     def _app_connected(self, account: str) -> None:
         self.table.add(f"{self.address}.local.{account}", account, lambda p: self.server.send_to(account, p))
+        self.monitor.link(account, True)
 
     def _app_disconnected(self, account: str) -> None:
         self.table.remove(f"{self.address}.local.{account}")
         if self.rate_limit is not None:
             self.rate_limit.forget(account)
+        self.monitor.link(account, False)
 
     async def handle_prepare(self, prepare: Prepare, source: str) -> Reply:
         if not self.accepting:
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self.address, "moneyd is shutting down")
-        return await self.pipeline(prepare, source)
+        reply = await self.pipeline(prepare, source)
+        self.monitor.packet(source, prepare, reply)
+        return reply
 
     async def _from_uplink(self, prepare: Prepare) -> Reply:
         if not prepare.destination.startswith(f"{self.address}."):
@@ -149,6 +165,7 @@ async def serve_until_signalled(router: Router, announce: Callable[[str], None])
     """Start, announce, and run until SIGINT/SIGTERM; then shut down cleanly."""
     await router.start()
     s = router.settings
+    admin = await _start_admin(router)
     host = "localhost" if s.host in ("127.0.0.1", "::1", "localhost") else s.host
     announce(
         f"moneyd ready: ILP address {router.address} ({router.asset_code}, scale {router.asset_scale}); "
@@ -169,9 +186,38 @@ async def serve_until_signalled(router: Router, announce: Callable[[str], None])
         w.cancel()
     failure = router.uplink.failure if router.uplink is not None else None
     announce("moneyd: shutting down" if failure is None else f"moneyd: the uplink stopped: {failure}; shutting down")
+    if admin is not None:
+        await admin.stop()
     await router.stop()
     if failure is not None:
         raise StartupError(failure)
+
+
+async def _start_admin(router: Router) -> Any:
+    """The admin API and dashboard (imported here: aiohttp is not needed to start the CLI)."""
+    s = router.settings
+    if s.admin_api_port is None:
+        return None
+    from .admin.api import AdminServer
+    from .admin.files import runtime_file
+
+    try:
+        admin = AdminServer(router, s.admin_api_port, router.store.path.parent)
+        await admin.start()
+    except OSError as e:
+        if s.admin_api_strict:
+            await router.stop()
+            raise StartupError(f"cannot serve the admin API on 127.0.0.1:{s.admin_api_port}: {e.strerror or e}") from e
+        log.warning("admin API not started on 127.0.0.1:%d (%s); `moneyd status` will not see this moneyd",
+                    s.admin_api_port, e.strerror or e)
+        return None
+    try:
+        admin.publish(runtime_file(router.store.path))
+    except OSError as e:
+        log.warning("cannot record the admin port in the data directory (%s): use `moneyd status --admin-api-port %d`",
+                    e.strerror or e, admin.port)
+    log.info("dashboard and admin API on http://127.0.0.1:%d/", admin.port)
+    return admin
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
@@ -185,7 +231,9 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
 
 def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, quiet: bool = False) -> int:
     """Run moneyd in the foreground; the exit code for the CLI."""
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    from .logs import setup_logging
+
+    setup_logging("warning" if quiet else settings.log_level, settings.log_format)
     router = Router(settings, store, uplink)
     try:
         _event_loop_runner()(serve_until_signalled(router, lambda line: print(line, flush=True)))

@@ -20,6 +20,14 @@ if [ -n "$missing" ]; then
   as_root apt-get update -qq && as_root apt-get install -y -qq $missing
 fi
 
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"            # the dashboard test (headless)
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"      # verifies `moneyd service`'s unit
+if [ -n "$missing" ]; then
+  echo "== installing:$missing"
+  as_root apt-get update -qq && as_root apt-get install -y -qq $missing
+fi
+
 echo "== pip install -e .[all,test]"
 python3 -m pip install -q --disable-pip-version-check -e '.[all,test]'
 

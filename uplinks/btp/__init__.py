@@ -8,7 +8,17 @@ import typer
 
 from moneyd.app import run
 from moneyd.btp.connection import parse_btp_url
-from moneyd.commands.local import ALLOW_EXTENSIONS, ALLOW_ORIGIN, HOST, PORT, QUIET, server_options
+from moneyd.commands.local import (
+    ADMIN_API_PORT,
+    ALLOW_EXTENSIONS,
+    ALLOW_ORIGIN,
+    HOST,
+    LOG_FORMAT,
+    LOG_LEVEL,
+    PORT,
+    QUIET,
+    server_options,
+)
 from moneyd.config import Config, ConfigError
 from moneyd.store import Store
 
@@ -63,6 +73,9 @@ class BtpUplinkPlugin:
             allow_origin: str | None = ALLOW_ORIGIN,
             unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
             quiet: bool = QUIET,
+            admin_api_port: int | None = ADMIN_API_PORT,
+            log_level: str = LOG_LEVEL,
+            log_format: str = LOG_FORMAT,
         ) -> None:
             """Run moneyd with the configured BTP parent as its uplink."""
             cfg = _config(ctx)
@@ -70,7 +83,7 @@ class BtpUplinkPlugin:
             if section is None or not isinstance(section.get("parent"), str):
                 typer.echo(f"moneyd: error: no btp uplink in {cfg.path}; run `moneyd btp:configure --parent URL` first", err=True)
                 raise typer.Exit(1)
-            settings = server_options(host, port, allow_origin, unsafe_allow_extensions)
+            settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
             raise typer.Exit(run(settings, Store.open_default(ctx.obj.testnet), BtpUplink(section["parent"]), quiet=quiet))
 
 

@@ -25,7 +25,16 @@ import typer
 
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, check_name, parent_url, split_parent
-from moneyd.commands.local import ALLOW_EXTENSIONS, ALLOW_ORIGIN, HOST, PORT, QUIET
+from moneyd.commands.local import (
+    ADMIN_API_PORT,
+    ALLOW_EXTENSIONS,
+    ALLOW_ORIGIN,
+    HOST,
+    LOG_FORMAT,
+    LOG_LEVEL,
+    PORT,
+    QUIET,
+)
 from moneyd.config import Config, ConfigError
 from moneyd.secrets import SecretError, SecretStore
 
@@ -263,6 +272,9 @@ def register(app: typer.Typer) -> None:
         unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
         claim_on_close: bool = typer.Option(False, "--claim-on-close", help="Claim what the parent owes us on chain when stopping."),
         quiet: bool = QUIET,
+        admin_api_port: int | None = ADMIN_API_PORT,
+        log_level: str = LOG_LEVEL,
+        log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
         from moneyd.app import run
@@ -271,7 +283,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_config(ctx.obj.config_path)
         section = Section.load(cfg)
-        settings = server_options(host, port, allow_origin, unsafe_allow_extensions)
+        settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
         account = load_key(section, ctx.obj.testnet)
         from .uplink import EthUplink
 

@@ -20,7 +20,16 @@ import typer
 
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, parent_url
-from moneyd.commands.local import ALLOW_EXTENSIONS, ALLOW_ORIGIN, HOST, PORT, QUIET
+from moneyd.commands.local import (
+    ADMIN_API_PORT,
+    ALLOW_EXTENSIONS,
+    ALLOW_ORIGIN,
+    HOST,
+    LOG_FORMAT,
+    LOG_LEVEL,
+    PORT,
+    QUIET,
+)
 from moneyd.config import Config, ConfigError
 from moneyd.secrets import SecretError, SecretStore
 
@@ -253,6 +262,9 @@ def register(app: typer.Typer) -> None:
         allow_origin: str | None = ALLOW_ORIGIN,
         unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
         quiet: bool = QUIET,
+        admin_api_port: int | None = ADMIN_API_PORT,
+        log_level: str = LOG_LEVEL,
+        log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
         from moneyd.app import run
@@ -266,7 +278,7 @@ def register(app: typer.Typer) -> None:
         section = cfg.section("xrp")
         if section is None or not isinstance(section.get("address"), str):
             raise fail(f"no xrp uplink in {cfg.path}; run `moneyd xrp:configure` first")
-        settings = server_options(host, port, allow_origin, unsafe_allow_extensions)
+        settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
         try:
             secret = SecretStore(testnet=testnet).get(f"xrp:{section['address']}", env=SECRET_ENV)
         except SecretError as e:

@@ -1,0 +1,198 @@
+"""The one place the admin API reads money state from: balances, limits, the uplink's link and channels.
+
+Balances live in the router's BalanceLayer today and channel facts in the uplinks' claim books; when they move
+(a single owner in the router), only this module changes. Uplinks are read by duck typing (``getattr``) so that
+moneyd's core never imports an uplink's libraries, and a third-party uplink shows what it has.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..app import Router
+
+UPLINK = "uplink"
+APP_PLUGIN = "ilp-plugin-mini-accounts"  # what a local app's account is in the JS moneyd
+
+
+@dataclass
+class AccountFacts:
+    id: str
+    relation: str  # "parent" (the uplink) or "child" (a local app)
+    plugin: str
+    connected: bool
+    balance: int
+    minimum: int | None
+    maximum: int | None
+
+
+@dataclass
+class LinkWatch:
+    """When the uplink was last seen to connect or drop (polled by the admin server; uplinks need not report)."""
+
+    up: bool | None = None
+    since: float | None = None
+    changes: list[tuple[float, bool]] = field(default_factory=list)
+
+    def observe(self, up: bool) -> bool:
+        """Record the state; True when it changed."""
+        if up == self.up:
+            return False
+        self.up, self.since = up, time.time()
+        return True
+
+
+def uplink_kind(router: Router) -> str | None:
+    up = router.uplink
+    if up is None:
+        return None
+    name = getattr(up, "admin_name", None)
+    if isinstance(name, str):
+        return name
+    parts = type(up).__module__.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "uplinks" else type(up).__name__
+
+
+def uplink_connected(router: Router) -> bool:
+    up = router.uplink
+    if up is None:
+        return False
+    if up.failure is not None:
+        return False
+    ev = getattr(up, "connected", None)
+    return bool(ev.is_set()) if ev is not None and hasattr(ev, "is_set") else True
+
+
+def app_accounts(router: Router) -> list[str]:
+    return sorted(router.server.accounts)
+
+
+def _balances(router: Router) -> dict[str, int]:
+    layer = router.balance
+    return dict(layer.balances) if layer is not None else {}
+
+
+def _limits(router: Router, account: str) -> tuple[int | None, int | None]:
+    layer = router.balance
+    if layer is None:
+        return None, None
+    lim = layer.limits(account)
+    return lim.minimum, lim.maximum
+
+
+def accounts(router: Router) -> list[AccountFacts]:
+    """The uplink first, then every app connected now or holding a balance, by name."""
+    balances = _balances(router)
+    connected = set(router.server.accounts)
+    out: list[AccountFacts] = []
+    if router.uplink is not None:
+        lo, hi = _limits(router, UPLINK)
+        out.append(AccountFacts(UPLINK, "parent", uplink_kind(router) or "uplink", uplink_connected(router),
+                                balances.get(UPLINK, 0), lo, hi))
+    for name in sorted(connected | set(balances)):
+        if name == UPLINK:
+            continue
+        lo, hi = _limits(router, name)
+        out.append(AccountFacts(name, "child", APP_PLUGIN, name in connected, balances.get(name, 0), lo, hi))
+    return out
+
+
+def account(router: Router, account_id: str) -> AccountFacts | None:
+    return next((a for a in accounts(router) if a.id == account_id), None)
+
+
+def adjust_balance(router: Router, account_id: str, diff: int) -> int:
+    """``POST /balance``: add ``diff`` to an account's balance (as ilp-connector's modifyBalance); the new balance."""
+    layer = router.balance
+    if layer is None:
+        raise LookupError("this moneyd keeps no balances")
+    layer.balances[account_id] = layer.balances.get(account_id, 0) + diff
+    return layer.balances[account_id]
+
+
+# -- the uplink's own facts ---------------------------------------------------------------------------------------
+
+
+def _channel(cid: object, capacity: int | None, claimed: int | None, on_ledger: int | None) -> dict[str, Any]:
+    left = None if capacity is None or claimed is None else capacity - claimed
+
+    def s(v: int | None) -> str | None:
+        return None if v is None else str(v)
+
+    return {"id": cid if isinstance(cid, str) else None, "capacity": s(capacity), "claimed": s(claimed),
+            "left": s(left), "on_ledger": s(on_ledger)}
+
+
+def _xrp_channels(up: Any, scale: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+    book = getattr(up, "book", None)
+    if book is None:
+        return None, None, None
+    from uplinks.xrp.claims import from_drops  # the XRP uplink is running: its modules are loaded already
+
+    ours = theirs = None
+    out, sent = getattr(book, "outgoing", None), getattr(book, "sent", None)
+    if out is not None:
+        ours = _channel(out.channel_id, from_drops(out.amount, scale), sent.amount if sent else 0,
+                        from_drops(out.balance, scale))
+    inc, best = getattr(book, "incoming", None), getattr(book, "best", None)
+    if inc is not None:
+        theirs = _channel(inc.channel_id, from_drops(inc.amount, scale), best.amount if best else 0,
+                          from_drops(inc.balance, scale))
+    settings = getattr(up, "settings", None)
+    return ours, theirs, getattr(settings, "xrp_server", None)
+
+
+def _eth_channels(up: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+    state = getattr(up, "state", None)
+    book = getattr(state, "book", None)
+    if book is None:
+        return None, None, getattr(up, "provider_url", None)
+    from uplinks.eth.claims import channel_id_hex, wei_to_units
+
+    ours = theirs = None
+    out = getattr(book, "outgoing", None)
+    if out is not None:
+        ours = _channel(channel_id_hex(out.channel_id), wei_to_units(out.value), wei_to_units(out.spent), None)
+    best = getattr(book, "best_incoming", None)
+    if best is not None:
+        theirs = _channel(channel_id_hex(best.channel_id), None, wei_to_units(best.value), None)
+    return ours, theirs, getattr(up, "provider_url", None)
+
+
+def uplink_facts(router: Router, watch: LinkWatch) -> dict[str, Any] | None:
+    """The uplink beyond what ilp-connector shows: link, settlement ledger and both payment channels."""
+    up = router.uplink
+    if up is None:
+        return None
+    kind = uplink_kind(router)
+    connected = uplink_connected(router)
+    watch.observe(connected)
+    ours = theirs = ledger = None
+    try:
+        if kind == "xrp":
+            ours, theirs, ledger = _xrp_channels(up, router.asset_scale)
+        elif kind == "eth":
+            ours, theirs, ledger = _eth_channels(up)
+    except Exception as e:  # a half-loaded book must not break the status page; say so instead
+        ledger = f"unreadable: {e}"
+    parent = getattr(up, "parent_url", None)
+    return {
+        "type": kind,
+        "connected": connected,
+        "since": watch.since,
+        "parent": _without_token(parent) if isinstance(parent, str) else None,
+        "failure": up.failure,
+        "settlement": {"ledger": kind if kind in ("xrp", "eth") else None, "server": ledger},
+        "channels": {"ours": ours, "theirs": theirs},
+    }
+
+
+def _without_token(url: str) -> str:
+    head, sep, tail = url.partition("@")
+    if not sep:
+        return url
+    scheme, _, cred = head.partition("://")
+    return f"{scheme}://{cred.split(':')[0]}:***@{tail}"
