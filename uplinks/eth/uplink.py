@@ -29,11 +29,11 @@ from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
 
+from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused
 from moneyd.store import Store
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
-from moneyd.wire.errors import CodecError
 from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
 from uplinks.btp.uplink import BtpUplink
 
@@ -351,9 +351,9 @@ class EthUplink(BtpUplink):
                 return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, f"the parent did not take our claim: {e or type(e).__name__}")
             self._maybe_topup()
         try:
-            reply = await conn.send_prepare(prepare, timeout)
-        except (ConnectionClosed, BtpPeerError, CodecError) as e:
-            return self._link_failure(e)  # still charged: the parent may have the Prepare (a timeout, too)
+            reply = await ilplink.request_prepare(conn, prepare, self._address, timeout, peer="the parent")
+        except ilplink.LinkFailure as e:
+            return e.reject(self._address)  # still charged: the parent may have the Prepare (a timeout, too)
         if isinstance(reply, Reject):
             # The server credits a rejected Prepare back; so do we.
             self.book.rejected(amount)
@@ -509,11 +509,7 @@ class EthUplink(BtpUplink):
             await self._receive_claim(frame.protocol_data)
             return ()
         if kind == messages.ILP:
-            entry = btp.find(frame.protocol_data, "ilp")
-            assert entry is not None
-            prepare = ilp.decode_prepare(entry.data)
-            reply = await self.handle_incoming(prepare)
-            return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+            return await ilplink.answer(frame.protocol_data, self.handle_incoming, self._address)
         names = ", ".join(p.protocol_name for p in frame.protocol_data) or "nothing"
         raise RequestRefused("F00", "NotAcceptedError", f"unexpected message from the parent (carries {names})")
 

@@ -24,10 +24,11 @@ from typing import Any
 
 from xrpl.wallet import Wallet
 
+from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpPeerError, ConnectionClosed, RequestRefused
 from moneyd.btp.parent import parent_url
 from moneyd.store import Store
-from moneyd.wire import btp, ildcp, ilp
+from moneyd.wire import btp, ildcp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import (
     AmountTooLargeData,
@@ -260,10 +261,7 @@ class XrpUplink(BtpUplink):
         if refreshed is not None:
             await self._refresh_incoming(refreshed)
             return ()
-        entry = btp.find(frame.protocol_data, "ilp")
-        if entry is None:
-            raise RequestRefused("F00", "NotAcceptedError", "no ilp packet in this message")
-        prepare = ilp.decode_prepare(entry.data)
+        prepare = ilplink.unwrap_prepare(frame.protocol_data)
         book = self.book
         if book is None:
             reply: Reply = Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "moneyd is not ready yet")
@@ -283,7 +281,7 @@ class XrpUplink(BtpUplink):
                 reply = await self.handle_incoming(prepare)
                 if isinstance(reply, Reject):
                     book.incoming_rejected(prepare.amount)
-        return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+        return ilplink.wrap_reply(reply, self._address)
 
     async def _on_claim(self, protocol_data: Sequence[ProtocolData]) -> None:
         book = self.book
