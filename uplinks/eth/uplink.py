@@ -32,6 +32,7 @@ from eth_account.signers.local import LocalAccount
 from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused
 from moneyd.store import Store
+from moneyd.uplink import UplinkBalance
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
@@ -596,6 +597,25 @@ class EthUplink(BtpUplink):
                 log.warning("channel watcher: %s", e)
 
     # -- closing ----------------------------------------------------------------------------------------------
+
+    def balance(self) -> UplinkBalance | None:
+        """The book's prepaid credit (what the parent holds from our claims, not yet charged for a Prepare): the
+        parent keeps a maximum balance of 0 for us, so it never goes below 0. ``details`` (base units, wei where
+        named): ``paid`` by our claims, ``charged`` for our Prepares, ``received`` from the parent's claims,
+        ``outgoing_remaining_wei`` left unpromised in our channel, ``best_incoming_wei`` the parent's best claim."""
+        if self.state is None:
+            return None
+        book = self.book
+        out, best = book.outgoing, book.best_incoming
+        return UplinkBalance(book.credit(), 0, None, {
+            "paid": book.paid,
+            "charged": book.charged,
+            "received": book.received,
+            "outgoing_channel": channel_id_hex(out.channel_id) if out is not None else None,
+            "outgoing_remaining_wei": out.remaining if out is not None else None,
+            "incoming_channel": channel_id_hex(book.incoming_channel) if book.incoming_channel is not None else None,
+            "best_incoming_wei": best.value if best is not None else None,
+        })
 
     async def close(self) -> None:
         if self._closing and self.chain is None:
