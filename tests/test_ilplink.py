@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection, serve
 
 from moneyd.app import Router
@@ -20,8 +22,10 @@ from moneyd.btp.connection import BtpConnection
 from moneyd.localapp import LocalApp
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
+from moneyd.wire.errors import CodecError
 from tests.jsnode import free_port
 from tests.routerfixture import start_router
+from tests.test_properties import FULFILLS, PREPARES
 from uplinks.btp import BtpUplink
 
 FULFILLMENT = b"\x05" * 32
@@ -245,3 +249,39 @@ async def test_router_accounts_view(router: Router) -> None:
         await alice.close()
         await bob.close()
         bob_reader.cancel()
+
+
+# -- the decoders' fast paths agree with the Reader path, byte for byte ------------------------------------------
+
+
+def _slow(data: bytes) -> ilp.Packet | str:
+    try:
+        return ilp.decode_packet(data)  # the Reader path only
+    except CodecError as e:
+        return f"CodecError: {e}"
+
+
+def _fast(decode: object, data: bytes) -> ilp.Packet | str:
+    try:
+        return decode(data)  # type: ignore[operator, no-any-return]
+    except CodecError as e:
+        return f"CodecError: {e}"
+
+
+@settings(max_examples=1000)
+@given(st.one_of(PREPARES, FULFILLS), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=3),
+       st.integers(-3, 3))
+def test_fast_decoders_match_the_reader_path(packet: ilp.Prepare | ilp.Fulfill, flips: list[tuple[int, int]], cut: int) -> None:
+    wire = bytearray(ilp.encode_packet(packet))
+    for at, value in flips:  # mutations: lengths that lie, bad times, bad addresses, wrong types
+        if at < len(wire):
+            wire[at] = value
+    data = bytes(wire[: len(wire) + cut] if cut < 0 else wire + b"\x00" * cut)
+    want = _slow(data)
+    decode = ilp.decode_prepare if isinstance(packet, ilp.Prepare) else ilp.decode_reply
+    got = _fast(decode, data)
+    if isinstance(want, str) or isinstance(got, str):
+        # Either both refuse, or the fast decoder refused a packet of the other kind (expected type differs).
+        assert isinstance(got, str) and (isinstance(want, str) or type(want) is not type(packet)), (want, got)
+    else:
+        assert got == want and (got.raw == data or isinstance(got, ilp.Reject)), (want, got)

@@ -250,7 +250,9 @@ class StreamConnection:
     async def _send(self, out: OutgoingPrepare) -> None:
         conn = self.connection
         try:
-            reply = await asyncio.wait_for(self._send_prepare(out.prepare), conn.config.packet_timeout + 1)
+            # asyncio.timeout, not wait_for: a timer, not one more task per packet.
+            async with asyncio.timeout(conn.config.packet_timeout + 1):
+                reply = await self._send_prepare(out.prepare)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the link failed: no reply is a temporary error to the connection

@@ -258,6 +258,73 @@ def _reply(kind: int, body: Reader, data: bytes) -> Reply:
     return _remember(reject, data) if clean else reject
 
 
+# The fast paths read the common shape of a packet (canonical lengths of up to 2 bytes) by index, with no Reader;
+# anything else, valid or not, goes to the Reader path, which alone decides what is wrong.
+
+
+def _length_at(data: bytes, i: int) -> tuple[int, int]:
+    """(length, index after it) for a canonical OER length of up to 3 bytes, else (-1, -1); IndexError past the end."""
+    first = data[i]
+    if first < 0x80:
+        return first, i + 1
+    if first == 0x81 and data[i + 1] >= 0x80:
+        return data[i + 1], i + 2
+    if first == 0x82 and data[i + 1] != 0:
+        return (data[i + 1] << 8) | data[i + 2], i + 3
+    return -1, -1
+
+
+_last_expiry: tuple[bytes, datetime] = (b"", datetime.min)  # Prepares in a burst often share their millisecond
+
+
+def _fast_prepare(data: bytes) -> Prepare | None:
+    global _last_expiry
+    try:
+        if data[0] != TYPE_PREPARE:
+            return None
+        n, i = _length_at(data, 1)
+        end = len(data)
+        if i < 0 or i + n != end:
+            return None
+        dn, j = _length_at(data, i + 57)
+        if j < 0:
+            return None
+        pn, k = _length_at(data, j + dn)
+        if k < 0 or k + pn != end:
+            return None
+    except IndexError:
+        return None
+    destination = data[j : j + dn]
+    if not destination.isascii():
+        return None
+    stamp = data[i + 8 : i + 25]
+    try:
+        if stamp == _last_expiry[0]:
+            expires_at = _last_expiry[1]
+        else:
+            expires_at = decode_ilp_timestamp(stamp)
+            _last_expiry = (stamp, expires_at)
+        address = check_address(destination.decode("ascii"), "Prepare destination")
+    except CodecError:
+        return None
+    return Prepare(int.from_bytes(data[i : i + 8], "big"), expires_at, data[i + 25 : i + 57], address, data[k:])
+
+
+def _fast_fulfill(data: bytes) -> Fulfill | None:
+    try:
+        if data[0] != TYPE_FULFILL:
+            return None
+        n, i = _length_at(data, 1)
+        if i < 0 or i + n != len(data):
+            return None
+        dn, k = _length_at(data, i + 32)
+        if k < 0 or k + dn != len(data):
+            return None
+    except IndexError:
+        return None
+    return Fulfill(data[i : i + 32], data[k:])
+
+
 def decode_packet(data: bytes) -> Packet:
     data = bytes(data)
     kind, body = _open(data, None)
@@ -268,12 +335,18 @@ def decode_packet(data: bytes) -> Packet:
 
 def decode_prepare(data: bytes) -> Prepare:
     data = bytes(data)
+    fast = _fast_prepare(data)
+    if fast is not None:
+        return _remember(fast, data)
     return _remember(_prepare_body(_open(data, TYPE_PREPARE)[1]), data)
 
 
 def decode_reply(data: bytes) -> Reply:
     """A Fulfill or a Reject, the only valid answers to a Prepare."""
     data = bytes(data)
+    fast = _fast_fulfill(data)
+    if fast is not None:
+        return _remember(fast, data)
     kind, body = _open(data, None)
     if kind == TYPE_PREPARE:
         raise CodecError("expected a Fulfill or Reject, got a Prepare")
