@@ -111,6 +111,10 @@ async def request_prepare(
         raise LinkPeerError(f"{peer} answered with an error: {e}") from None
     except TimeoutError:
         raise LinkExpired() from None
+    except CodecError as e:
+        raise LinkFailure(f"cannot send {peer} this Prepare: {e}") from None
+    except Exception as e:  # whatever else the transport raises, the sender gets a Reject, never a traceback
+        raise LinkFailure(f"cannot reach {peer}: {type(e).__name__}: {e}") from None
     entry = btp.find(answer_pd, ILP)
     if entry is None:
         raise LinkBadAnswer(f"{peer} answered a Prepare with no ilp packet")
