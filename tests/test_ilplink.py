@@ -138,6 +138,36 @@ async def test_junk_replies_from_an_app_reach_the_sender_as_valid_ilp(router: Ro
         sink_reader.cancel()
 
 
+async def test_the_router_forwards_the_bytes_it_did_not_change(router: Router) -> None:
+    seen: list[bytes] = []
+    answer = ilp.encode_fulfill(ilp.Fulfill(FULFILLMENT, b"receipt"))
+
+    async def sink(frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
+        entry = btp.find(frame.protocol_data, "ilp")
+        assert entry is not None
+        seen.append(entry.data)
+        return (ProtocolData.octets("ilp", answer),)
+
+    b, b_reader = await connect(f"btp+ws://b:tok@127.0.0.1:{router.server.port}", sink)
+    a, a_reader = await connect(f"btp+ws://a:tok@127.0.0.1:{router.server.port}")
+    try:
+        p = prepare(f"{router.address}.local.b", data=os.urandom(500))
+        sent = ilp.encode_prepare(p)
+        reply_pd = await a.request([ProtocolData.octets("ilp", sent)])
+        # The Fulfill comes back as the very bytes B wrote ...
+        assert btp.find(reply_pd, "ilp") == ProtocolData.octets("ilp", answer)
+        # ... and B got A's Prepare with only its 17 expiry bytes changed (one second shorter).
+        (got,) = seen
+        at = 1 + 3 + 8  # type, a 3-byte length (0x82 ..), amount
+        assert len(got) == len(sent) and got[:at] == sent[:at] and got[at + 17 :] == sent[at + 17 :]
+        assert ilp.decode_prepare(got).expires_at == p.expires_at - timedelta(seconds=1)
+    finally:
+        await a.close()
+        await b.close()
+        a_reader.cancel()
+        b_reader.cancel()
+
+
 async def test_link_failures_become_t01_t00_and_r00(router: Router) -> None:
     mode = {"how": "error"}
     gate = asyncio.Event()
