@@ -9,7 +9,10 @@ For each router (our `moneyd local`, and the JS moneyd 4.3.0 `local` as in ../sh
 - our sender: a JS STREAM receiver (tests/js/spsp-receiver.js, also an app of the router, same
   ilp-protocol-stream 2.7.1 server) and `moneyd pay URL 10000000 --max-packet-amount 1000 --json`.
 Both figures are for the send phase (after the exchange-rate probe), packets/s = fulfilled-or-rejected
-Prepares per second. Printed side by side, never asserted.
+Prepares per second. CPU per packet: the router's (its /proc CPU time over the payment / packets), and our
+sender's as a whole process (`moneyd pay`'s user + system time, start-up and probe included, / packets). The JS
+sender shares its node process with the JS receiver: its figure is both together, over the send phase. Printed
+side by side, never asserted.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,14 +35,22 @@ from compare import JS_DIR, PORT, port_is_free, run_client, start_server, wait_f
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def js_sender(server_pid: int, amount: str, max_packet: str, log: Path) -> dict[str, float]:
     result = run_client(server_pid, {"phases": "stream", "amount": amount, "max-packet": max_packet}, log)
     s = result["stream"]
     return {"packets": float(s["send_prepares"]), "seconds": s["send_ms"] / 1000, "packets_per_s": s["packets_per_s"],
-            "wall_s": s["wall_ms_incl_connect"] / 1000}
+            "wall_s": s["wall_ms_incl_connect"] / 1000,
+            "router_cpu_us": float(s.get("cpu", {}).get("server0_cpu_us_per_packet", float("nan"))),
+            "sender_cpu_us": float(s.get("cpu", {}).get("client_cpu_us_per_packet", float("nan")))}
 
 
-def py_sender(amount: str, max_packet: str, log: Path) -> dict[str, float]:
+def py_sender(server_pid: int, amount: str, max_packet: str, log: Path) -> dict[str, float]:
     env = {**os.environ, "NODE_PATH": str(JS_DIR / "node_modules")}
     receiver = subprocess.Popen(
         ["node", "-r", str(JS_DIR / "stream-node20-fix.js"), str(JS_DIR / "spsp-receiver.js"),
@@ -50,16 +62,23 @@ def py_sender(amount: str, max_packet: str, log: Path) -> dict[str, float]:
         if ready.get("event") != "ready":
             raise SystemExit(f"JS receiver failed: {ready}")
         start = time.monotonic()
+        router0 = cpu_seconds(server_pid)
+        # The receiver is a child too, but one not yet waited for: only `moneyd pay` lands in RUSAGE_CHILDREN.
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run([sys.executable, "-m", "moneyd", "pay", ready["url"], amount, "--json",
                               "--max-packet-amount", max_packet, "--via", f"btp+ws://127.0.0.1:{PORT}"],
                              capture_output=True, text=True, timeout=900)
         wall = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        router_cpu = cpu_seconds(server_pid) - router0
+        sender_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         log.write_text(out.stdout + "\n--- stderr ---\n" + out.stderr)
         if out.returncode != 0:
             raise SystemExit(f"moneyd pay failed ({out.returncode}); see {log}")
         r = json.loads(out.stdout)
-        return {"packets": float(r["packets"]), "seconds": r["seconds"], "packets_per_s": r["packets"] / r["seconds"],
-                "wall_s": wall}
+        packets = float(r["packets"])
+        return {"packets": packets, "seconds": r["seconds"], "packets_per_s": packets / r["seconds"], "wall_s": wall,
+                "router_cpu_us": router_cpu / packets * 1e6, "sender_cpu_us": sender_cpu / packets * 1e6}
     finally:
         receiver.terminate()
         receiver.wait(10)
@@ -75,7 +94,7 @@ def one_rep(router: str, amount: str, max_packet: str, logs: Path, rep: int) -> 
             time.sleep(0.5)
             return {
                 "js": js_sender(server.pid, amount, max_packet, logs / f"stream-{router}-rep{rep}-js.log"),
-                "py": py_sender(amount, max_packet, logs / f"stream-{router}-rep{rep}-py.log"),
+                "py": py_sender(server.pid, amount, max_packet, logs / f"stream-{router}-rep{rep}-py.log"),
             }
         finally:
             server.terminate()
@@ -96,7 +115,8 @@ def main() -> None:
     logs = ROOT / "bench" / "logs"
     logs.mkdir(exist_ok=True)
     print(f"STREAM payment of {args.amount} with max packet {args.max_packet}; medians of {args.reps}")
-    print(f"{'router':<22}{'sender':<22}{'packets':>9}{'send s':>9}{'packets/s':>11}{'wall s':>9}")
+    print(f"{'router':<22}{'sender':<22}{'packets':>9}{'send s':>9}{'packets/s':>11}{'wall s':>9}"
+          f"{'router µs/pkt':>15}{'sender µs/pkt':>15}")
     for router in args.routers.split(","):
         runs = [one_rep(router, args.amount, args.max_packet, logs, i) for i in range(args.reps)]
         per_sender: dict[str, dict[str, float]] = {}
@@ -105,7 +125,8 @@ def main() -> None:
         name = {"py": "moneyd local (Python)", "js": "JS moneyd 4.3.0"}[router]
         for sender, label in (("js", "JS ilp-protocol-stream"), ("py", "moneyd pay (Python)")):
             m = per_sender[sender]
-            print(f"{name:<22}{label:<22}{m['packets']:>9.0f}{m['seconds']:>9.2f}{m['packets_per_s']:>11.0f}{m['wall_s']:>9.2f}")
+            print(f"{name:<22}{label:<22}{m['packets']:>9.0f}{m['seconds']:>9.2f}{m['packets_per_s']:>11.0f}{m['wall_s']:>9.2f}"
+                  f"{m['router_cpu_us']:>15.0f}{m['sender_cpu_us']:>15.0f}")
         ratio = per_sender["py"]["packets_per_s"] / per_sender["js"]["packets_per_s"]
         print(f"{'':<22}{'ratio py/js':<22}{'':>9}{'':>9}{ratio:>10.2f}x")
     out: dict[str, Any] = {"amount": args.amount, "max_packet": args.max_packet, "reps": args.reps}

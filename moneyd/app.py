@@ -14,12 +14,13 @@ from datetime import timedelta
 from typing import Any
 
 from .admin.monitor import Monitor
+from .handlers import IncomingHandler
 from .router.layers import (
-    BalanceLayer,
+    Accounts,
+    AccountsLayer,
+    AccountStats,
     ExpiryLayer,
-    Handler,
     IldcpLayer,
-    Limits,
     MaxPacketAmountLayer,
     RateLimitLayer,
     RouteLayer,
@@ -28,7 +29,7 @@ from .router.layers import (
 from .router.routing import RoutingTable
 from .server import MiniAccountsServer, OriginPolicy
 from .store import Store
-from .uplink import Uplink
+from .uplink import Uplink, UplinkBalance
 from .wire.address import check_address
 from .wire.ilp import ErrorCode, Prepare, Reject, Reply
 
@@ -63,6 +64,28 @@ class RouterSettings:
     log_format: str = "text"
 
 
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """One account of the router, for status pages (``Router.accounts()``). Amounts in base units at the router's
+    asset scale; a snapshot, taken without waiting."""
+
+    name: str  # the app's account name, or "uplink"
+    kind: str  # "app" or "uplink"
+    address: str | None  # an app's ILP address; None for the uplink (its addresses are everything else)
+    connections: int | None  # an app's open sockets; None for the uplink
+    sent: int  # fulfilled Prepares from this account since moneyd started (apps: since it connected)
+    received: int  # fulfilled Prepares to it
+    sending_packets: int  # its Prepares in flight (waiting for a reply) …
+    sending_amount: int  # … and their amount
+    receiving_packets: int  # Prepares in flight to it
+    receiving_amount: int
+    # What the account owes moneyd (positive) or moneyd owes it (negative). One owner each: for an app the
+    # router's count (sent - received; apps settle nothing), for the uplink its own book (``uplink.balance``),
+    # None when the uplink keeps none (plain BTP: the parent keeps it).
+    balance: int | None
+    uplink: UplinkBalance | None  # the uplink's book: limits and its own figures; None for apps
+
+
 class Router:
     def __init__(self, settings: RouterSettings, store: Store, uplink: Uplink | None = None) -> None:
         self.settings = settings
@@ -81,27 +104,20 @@ class Router:
             on_account_connected=self._app_connected,
             on_account_disconnected=self._app_disconnected,
         )
-        self.balance: BalanceLayer | None = None
+        self.traffic = Accounts()
+        self.monitor = Monitor()  # counters for the admin API, fed synchronously (no awaits on the packet path)
         self.rate_limit: RateLimitLayer | None = None
-        self.pipeline: Handler = self._build_pipeline()
+        self.pipeline: IncomingHandler = self._build_pipeline()
         self._in_flight: set[asyncio.Task[Reply]] = set()
         self.accepting = True
-        self.monitor = Monitor()  # counters for the admin API, fed synchronously (no awaits on the packet path)
 
     # -- assembly --------------------------------------------------------------------------------------------
 
-    def _build_pipeline(self) -> Handler:
+    def _build_pipeline(self) -> IncomingHandler:
         s = self.settings
         addr = lambda: self.address  # noqa: E731 - the address can change once the uplink tells us ours
-
-        def fulfilled(hop: str, amount: int) -> None:
-            balance.settle_outgoing(hop, amount)
-            self.monitor.forwarded(hop, amount)
-
-        route = RouteLayer(addr, self.table, on_fulfilled=fulfilled)
-        balance = BalanceLayer(addr, lambda account: Limits(), ExpiryLayer(addr, s.min_message_window, s.max_hold_time, route))
-        self.balance = balance
-        h: Handler = balance
+        route = RouteLayer(addr, self.table, self.traffic, on_fulfilled=self.monitor.forwarded)
+        h: IncomingHandler = AccountsLayer(self.traffic, ExpiryLayer(addr, s.min_message_window, s.max_hold_time, route))
         self.rate_limit = RateLimitLayer(addr, s.packets_per_second, s.burst, s.max_in_flight_amount, h)
         h = self.rate_limit
         if s.max_packet_amount is not None:
@@ -120,7 +136,33 @@ class Router:
         self.table.remove(f"{self.address}.local.{account}")
         if self.rate_limit is not None:
             self.rate_limit.forget(account)
+        self.traffic.forget(account)
         self.monitor.link(account, False)
+
+    # -- status ----------------------------------------------------------------------------------------------
+
+    def accounts(self) -> list[AccountView]:
+        """Every account: the uplink first (when there is one), then the connected apps by name."""
+        views: list[AccountView] = []
+        if self.uplink is not None:
+            book = self.uplink.balance()
+            st = self.traffic.get(UPLINK) or AccountStats()
+            views.append(self._view(UPLINK, "uplink", None, None, st, None if book is None else book.balance, book))
+        for name in sorted(self.server.accounts):
+            st = self.traffic.get(name) or AccountStats()
+            conns = len(self.server.accounts[name].sockets)
+            views.append(self._view(name, "app", self.app_address(name), conns, st, st.balance, None))
+        return views
+
+    @staticmethod
+    def _view(
+        name: str, kind: str, address: str | None, conns: int | None, st: AccountStats, balance: int | None,
+        book: UplinkBalance | None,
+    ) -> AccountView:
+        return AccountView(
+            name, kind, address, conns, st.sent, st.received, st.sending_packets, st.sending_amount,
+            st.receiving_packets, st.receiving_amount, balance, book,
+        )
 
     async def handle_prepare(self, prepare: Prepare, source: str) -> Reply:
         if not self.accepting:

@@ -8,25 +8,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .btp.connection import (
-    BtpConnection,
-    BtpPeerError,
-    ConnectionClosed,
-    RequestRefused,
-    connect,
-    parse_btp_url,
-)
+from .btp import ilplink
+from .btp.connection import BtpConnection, BtpPeerError, connect, parse_btp_url
+from .handlers import OutgoingHandler
 from .wire import btp, ildcp, ilp
 from .wire.btp import ProtocolData
 from .wire.errors import CodecError
 from .wire.ilp import ErrorCode, Prepare, Reject, Reply
 
 DEFAULT_URL = "btp+ws://localhost:7768"
-
-IncomingHandler = Callable[[Prepare], Reply]
 
 
 class LocalAppError(Exception):
@@ -53,7 +46,7 @@ class LocalApp:
     address: str
     asset_code: str
     asset_scale: int
-    handler: IncomingHandler | None = field(default=None)
+    handler: OutgoingHandler | None = field(default=None)  # where Prepares sent to us go
 
     @classmethod
     async def connect(cls, via: str | None = None, timeout: float = 10.0) -> LocalApp:
@@ -63,17 +56,15 @@ class LocalApp:
         async def on_request(frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
             if isinstance(frame, btp.Transfer):
                 return ()
-            entry = btp.find(frame.protocol_data, "ilp")
-            if entry is None:
-                raise RequestRefused("F00", "NotAcceptedError", "no ilp packet in this message")
-            prepare = ilp.decode_prepare(entry.data)
+            prepare = ilplink.unwrap_prepare(frame.protocol_data)
             app = holder[0] if holder else None
+            address = app.address if app else ""
             reply: Reply
             if app is None or app.handler is None:
-                reply = Reject(ErrorCode.F02_UNREACHABLE, app.address if app else "", "nothing receives here")
+                reply = Reject(ErrorCode.F02_UNREACHABLE, address, "nothing receives here")
             else:
-                reply = app.handler(prepare)
-            return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+                reply = await app.handler(prepare)
+            return ilplink.wrap_reply(reply, address)
 
         shown = url.split("@")[-1]
         try:
@@ -86,11 +77,11 @@ class LocalApp:
         except BtpPeerError as e:
             raise LocalAppError(f"moneyd at {shown} refused us: {e}") from None
         try:
-            reply = await conn.send_prepare(ildcp.request())
+            reply = await ilplink.request_prepare(conn, ildcp.request(), "", peer="moneyd")
             if not isinstance(reply, ilp.Fulfill):
                 raise LocalAppError(f"moneyd at {shown} refused ILDCP: {reply.code} {reply.message}")
             info = ildcp.parse_fulfill(reply)
-        except (ConnectionClosed, BtpPeerError, CodecError, TimeoutError) as e:
+        except (ilplink.LinkFailure, ilplink.LinkExpired, CodecError) as e:
             await conn.close()
             raise LocalAppError(f"moneyd at {shown} did not tell us our address: {e}") from None
         app = cls(conn, reader, info.client_address, info.asset_code, info.asset_scale)
@@ -98,12 +89,8 @@ class LocalApp:
         return app
 
     async def send_prepare(self, prepare: Prepare) -> Reply:
-        try:
-            return await self.conn.send_prepare(prepare)
-        except ConnectionClosed:
-            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self.address, "the connection to moneyd closed")
-        except (BtpPeerError, CodecError) as e:
-            return Reject(ErrorCode.T00_INTERNAL_ERROR, self.address, f"moneyd answered with an error: {e}")
+        """An OutgoingHandler: never raises; a link failure is a Reject (an expiry, R00)."""
+        return await ilplink.send_prepare(self.conn, prepare, self.address, peer="moneyd")
 
     async def close(self) -> None:
         await self.conn.close()

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -21,9 +21,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed as WsClosed
 from websockets.http11 import Request, Response
 
-from .btp.connection import BtpConnection, ConnectionClosed, RequestRefused, error_frame
+from .btp import ilplink
+from .btp.connection import BtpConnection, error_frame
+from .handlers import IncomingHandler
 from .store import Store
-from .wire import btp, ilp
+from .wire import btp
 from .wire.address import is_valid_segment
 from .wire.btp import ProtocolData
 from .wire.errors import CodecError
@@ -34,7 +36,6 @@ log = logging.getLogger(__name__)
 AUTH_TIMEOUT = 10.0
 MAX_MESSAGE_SIZE = 1 << 20  # an ILP packet is at most 32 KiB of data; 1 MiB leaves room for any sub-protocol
 
-PrepareHandler = Callable[[Prepare, str], Awaitable[Reply]]
 EXTENSION_ORIGIN = re.compile(r"\A(?:chrome-extension|moz-extension|safari-web-extension)://")
 
 
@@ -67,7 +68,7 @@ class MiniAccountsServer:
     def __init__(
         self,
         store: Store,
-        on_prepare: PrepareHandler,
+        on_prepare: IncomingHandler,
         router_address: Callable[[], str],
         origin_policy: OriginPolicy | None = None,
         on_account_connected: Callable[[str], None] | None = None,
@@ -124,24 +125,21 @@ class MiniAccountsServer:
 
     async def send_to(self, account: str, prepare: Prepare) -> Reply:
         acct = self.accounts.get(account)
+        address = self.router_address()
         while acct is not None and acct.sockets:
             # Round robin over the account's open sockets.
             acct.next_index = (acct.next_index + 1) % len(acct.sockets)
             conn = acct.sockets[acct.next_index]
             try:
-                return await conn.send_prepare(prepare)
-            except ConnectionClosed:
+                return await ilplink.request_prepare(conn, prepare, address, peer="the app")
+            except ilplink.LinkClosed as e:
                 # The app vanished with this packet in flight: a clean reject, never a crash.
                 if conn in acct.sockets:
                     continue
-                return Reject(ErrorCode.T01_PEER_UNREACHABLE, self.router_address(), "the app disconnected before answering")
-            except TimeoutError:
-                raise  # the route layer turns it into R00
-            except CodecError as e:
-                return Reject(ErrorCode.T00_INTERNAL_ERROR, self.router_address(), f"the app answered with an invalid packet: {e}")
-            except Exception as e:  # the BTP error an app may send instead of an ILP reply
-                return Reject(ErrorCode.T00_INTERNAL_ERROR, self.router_address(), f"the app failed to answer: {e}")
-        return Reject(ErrorCode.F02_UNREACHABLE, self.router_address(), f"no app is connected as {account}")
+                return e.reject(address)
+            except (ilplink.LinkFailure, ilplink.LinkExpired) as e:
+                return e.reject(address)
+        return Reject(ErrorCode.F02_UNREACHABLE, address, f"no app is connected as {account}")
 
     # -- one connection --------------------------------------------------------------------------------------
 
@@ -209,12 +207,8 @@ class MiniAccountsServer:
     async def _on_request(self, account: str, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
         if isinstance(frame, btp.Transfer):
             return ()  # local apps settle nothing with us
-        entry = btp.find(frame.protocol_data, "ilp")
-        if entry is None:
-            raise RequestRefused("F00", "NotAcceptedError", "invalid packet, no ilp protocol data.")
-        prepare = ilp.decode_prepare(entry.data)
-        reply = await self.on_prepare(prepare, account)
-        return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+        prepare = ilplink.unwrap_prepare(frame.protocol_data)
+        return ilplink.wrap_reply(await self.on_prepare(prepare, account), self.router_address())
 
 
 class _AuthFailed(Exception):

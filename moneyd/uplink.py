@@ -10,11 +10,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from .handlers import OutgoingHandler
 from .wire.ildcp import IldcpResponse
 from .wire.ilp import Prepare, Reply
 
@@ -25,14 +26,31 @@ ENTRY_POINT_GROUP = "moneyd.uplinks"
 
 log = logging.getLogger(__name__)
 
-PrepareHandler = Callable[[Prepare], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkBalance:
+    """The uplink's balance with its parent, as its own book keeps it (the one place that says it), in base units
+    at the parent's asset scale.
+
+    ``balance`` is what the parent owes us: positive when we have prepaid (our claims are ahead of our Prepares) or
+    it has sent us Prepares it has not paid for yet; negative when we owe it. The book refuses to go below
+    ``minimum`` or above ``maximum`` (None: no such limit). ``details`` are the uplink's own figures (claims, channel
+    capacity …), JSON-able strings and ints, documented by each uplink.
+    """
+
+    balance: int
+    minimum: int | None = None
+    maximum: int | None = None
+    details: Mapping[str, int | str | None] = field(default_factory=dict)
 
 
 class Uplink(abc.ABC):
-    """One link to a parent connector. Implementations own their I/O; the router owns routing and limits."""
+    """One link to a parent connector. Implementations own their I/O, their balance with the parent and its
+    settlement (the router owns routing and reads the balance through ``balance()``)."""
 
     def __init__(self) -> None:
-        self._incoming: PrepareHandler | None = None
+        self._incoming: OutgoingHandler | None = None
         # Set when the uplink cannot go on (say the parent closed our channel): moneyd then shuts down.
         self.failed = asyncio.Event()
         self.failure: str | None = None
@@ -42,7 +60,7 @@ class Uplink(abc.ABC):
         self.failure = reason
         self.failed.set()
 
-    def set_prepare_handler(self, handler: PrepareHandler) -> None:
+    def set_prepare_handler(self, handler: OutgoingHandler) -> None:
         """Where Prepares that the parent sends us go (the router's inbound pipeline)."""
         self._incoming = handler
 
@@ -65,8 +83,10 @@ class Uplink(abc.ABC):
     async def send_prepare(self, prepare: Prepare) -> Reply:
         """Forward a Prepare to the parent and return its Fulfill or Reject (never raise for a peer's answer)."""
 
-    async def settle(self, amount: int) -> None:  # noqa: B027 - optional hook, plain BTP has nothing to settle
-        """Pay the parent ``amount`` base units we owe it (a claim, a transfer). The default settles nothing."""
+    def balance(self) -> UplinkBalance | None:
+        """The balance with the parent as this uplink's book keeps it; None when it keeps none (plain BTP: the
+        parent alone keeps it). Cheap and synchronous: status pages may call it often."""
+        return None
 
     @abc.abstractmethod
     async def close(self) -> None:

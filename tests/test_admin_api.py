@@ -13,6 +13,7 @@ import aiohttp
 
 from moneyd.admin.api import AdminServer
 from moneyd.app import Router
+from moneyd.localapp import LocalApp
 from tests.jsnode import NodeRunner, free_port
 from tests.routerfixture import start_router
 from uplinks.btp import BtpUplink
@@ -108,8 +109,9 @@ async def test_writes_change_balances_and_alerts(tmp_path: Path) -> None:
     router = await start_router(tmp_path)
     admin = await start_admin(router, tmp_path)
     auth = {"Authorization": f"Bearer {admin.token}"}
+    app = await LocalApp.connect(f"btp+ws://app1:tok@127.0.0.1:{router.server.port}")
     try:
-        router.balance.balances["app1"] = 10  # type: ignore[union-attr]
+        router.traffic.of("app1").sent = 10  # as if app1 had paid 10 through us
         async with aiohttp.ClientSession() as s:
             url = f"http://127.0.0.1:{admin.port}"
             async with s.post(f"{url}/balance", json={"accountId": "app1", "amountDiff": "-25"}, headers=auth) as r:
@@ -132,6 +134,7 @@ async def test_writes_change_balances_and_alerts(tmp_path: Path) -> None:
                 assert r.status == 204
             assert (await get(s, admin.port, "/alerts"))[2] == {"alerts": []}
     finally:
+        await app.close()
         await admin.stop()
         await router.stop()
         router.store.close()

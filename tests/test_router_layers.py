@@ -7,10 +7,10 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from moneyd.router.layers import (
-    BalanceLayer,
+    Accounts,
+    AccountsLayer,
     ExpiryLayer,
     IldcpLayer,
-    Limits,
     MaxPacketAmountLayer,
     RateLimitLayer,
     RouteLayer,
@@ -97,18 +97,43 @@ async def test_amount_in_flight_limit() -> None:
     assert isinstance(await layer(prep(amount=10), "a"), ilp.Fulfill)
 
 
-async def test_balance_limits_and_accounting() -> None:
+async def test_accounts_count_in_flight_and_fulfilled_both_ways() -> None:
+    accounts = Accounts()
+    gate = asyncio.Event()
+    table = RoutingTable()
+
+    async def bob(p: ilp.Prepare) -> ilp.Reply:
+        await gate.wait()
+        return ilp.Fulfill(FULFILLMENT) if p.amount != 7 else ilp.Reject("F99", "", "no")
+
+    table.add("private.moneyd.local.bob", "bob", bob)
+    layer = AccountsLayer(accounts, RouteLayer(addr, table, accounts))
+    first = asyncio.create_task(layer(prep(amount=20), "a"))
+    await asyncio.sleep(0)
+    a, b = accounts.of("a"), accounts.of("bob")
+    assert (a.sending_packets, a.sending_amount, b.receiving_packets, b.receiving_amount) == (1, 20, 1, 20)
+    gate.set()
+    assert isinstance(await first, ilp.Fulfill)
+    assert isinstance(await layer(prep(amount=7), "a"), ilp.Reject)  # a reject moves nothing
+    assert (a.sending_packets, a.sending_amount, b.receiving_packets, b.receiving_amount) == (0, 0, 0, 0)
+    assert (a.sent, a.received, a.balance) == (20, 0, 20)  # a owes moneyd what it paid through it
+    assert (b.sent, b.received, b.balance) == (0, 20, -20)
+    accounts.forget("bob")
+    assert accounts.get("bob") is None and accounts.names() == ["a"]
+
+
+async def test_expiry_splices_the_new_expiry_into_the_bytes() -> None:
     nxt = Recorder()
-    layer = BalanceLayer(addr, lambda a: Limits(maximum=25), nxt)
-    assert isinstance(await layer(prep(amount=20), "a"), ilp.Fulfill)
-    r = await layer(prep(amount=10), "a")
-    assert isinstance(r, ilp.Reject) and r.code == "T04"
-    assert layer.balances == {"a": 20}
-    layer.settle_outgoing("a", 15)
-    assert layer.balances == {"a": 5}
-    nxt.reply = ilp.Reject("F99", "", "no")
-    await layer(prep(amount=10), "a")
-    assert layer.balances == {"a": 5} and layer.pending == {"a": 0}
+    layer = ExpiryLayer(addr, timedelta(seconds=1), timedelta(seconds=30), nxt)
+    original = prep(seconds=10)
+    wire = ilp.encode_prepare(original)
+    p = ilp.decode_prepare(wire)
+    await layer(p, "a")
+    out = nxt.seen[-1][0]
+    assert out.raw is not None and out.raw != wire and len(out.raw) == len(wire)
+    assert ilp.decode_prepare(out.raw) == ilp.decode_prepare(ilp.encode_packet(ilp.Prepare(
+        out.amount, out.expires_at, out.execution_condition, out.destination, out.data)))
+    assert ilp.decode_prepare(out.raw).expires_at == (p.expires_at - timedelta(seconds=1))
 
 
 async def test_expiry_is_shortened_and_r02_when_too_short() -> None:
@@ -143,7 +168,6 @@ async def test_routing_table_longest_prefix() -> None:
 
 async def test_route_checks_fulfillment_and_counts_fulfilled() -> None:
     table = RoutingTable()
-    fulfilled: list[tuple[str, int]] = []
 
     async def good(p: ilp.Prepare) -> ilp.Reply:
         return ilp.Fulfill(FULFILLMENT)
@@ -157,7 +181,8 @@ async def test_route_checks_fulfillment_and_counts_fulfilled() -> None:
     table.add("private.moneyd.local.bob", "bob", good)
     table.add("private.moneyd.local.eve", "eve", bad)
     table.add("private.moneyd.local.sam", "sam", slow)
-    layer = RouteLayer(addr, table, on_fulfilled=lambda hop, amt: fulfilled.append((hop, amt)))
+    accounts = Accounts()
+    layer = RouteLayer(addr, table, accounts)
     assert isinstance(await layer(prep(amount=3), "a"), ilp.Fulfill)
     r = await layer(prep(dest="private.moneyd.local.eve"), "a")
     assert isinstance(r, ilp.Reject) and r.code == "F05"
@@ -165,4 +190,4 @@ async def test_route_checks_fulfillment_and_counts_fulfilled() -> None:
     assert isinstance(r, ilp.Reject) and r.code == "R00"
     r = await layer(prep(dest="g.nowhere"), "a")
     assert isinstance(r, ilp.Reject) and r.code == "F02"
-    assert fulfilled == [("bob", 3)]
+    assert [(n, accounts.of(n).received) for n in accounts.names()] == [("bob", 3), ("eve", 0), ("sam", 0)]

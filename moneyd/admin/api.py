@@ -326,7 +326,10 @@ class AdminServer:
             raise ApiError(400, "invalid balance update: accountId is a string, amountDiff an integer in a string")
         if snapshot.account(self.router, aid) is None:
             raise ApiError(404, f"account does not exist. account={aid}")
-        new = snapshot.adjust_balance(self.router, aid, int(diff))
+        try:
+            new = snapshot.adjust_balance(self.router, aid, int(diff))
+        except PermissionError as e:
+            raise ApiError(409, str(e)) from None
         log.warning("balance of %s changed by %s through the admin API (now %d)", aid, diff, new)
         return web.Response(status=204)
 

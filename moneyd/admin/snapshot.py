@@ -1,7 +1,7 @@
 """The one place the admin API reads money state from: balances, limits, the uplink's link and channels.
 
-Balances live in the router's BalanceLayer today and channel facts in the uplinks' claim books; when they move
-(a single owner in the router), only this module changes. Uplinks are read by duck typing (``getattr``) so that
+Balances come from ``Router.accounts()`` (one owner each: the uplink's claim book, the router's count for apps)
+and channel facts from the uplinks' claim books. Uplinks are read by duck typing (``getattr``) so that
 moneyd's core never imports an uplink's libraries, and a third-party uplink shows what it has.
 """
 
@@ -70,33 +70,22 @@ def app_accounts(router: Router) -> list[str]:
     return sorted(router.server.accounts)
 
 
-def _balances(router: Router) -> dict[str, int]:
-    layer = router.balance
-    return dict(layer.balances) if layer is not None else {}
-
-
-def _limits(router: Router, account: str) -> tuple[int | None, int | None]:
-    layer = router.balance
-    if layer is None:
-        return None, None
-    lim = layer.limits(account)
-    return lim.minimum, lim.maximum
-
-
 def accounts(router: Router) -> list[AccountFacts]:
-    """The uplink first, then every app connected now or holding a balance, by name."""
-    balances = _balances(router)
-    connected = set(router.server.accounts)
+    """The uplink first, then every connected app, by name: read from ``Router.accounts()``, the one owner of
+    balances (the uplink's claim book where it keeps one, else the router's count)."""
     out: list[AccountFacts] = []
-    if router.uplink is not None:
-        lo, hi = _limits(router, UPLINK)
-        out.append(AccountFacts(UPLINK, "parent", uplink_kind(router) or "uplink", uplink_connected(router),
-                                balances.get(UPLINK, 0), lo, hi))
-    for name in sorted(connected | set(balances)):
-        if name == UPLINK:
-            continue
-        lo, hi = _limits(router, name)
-        out.append(AccountFacts(name, "child", APP_PLUGIN, name in connected, balances.get(name, 0), lo, hi))
+    for view in router.accounts():
+        if view.kind == "uplink":
+            book = view.uplink
+            balance = view.balance
+            if balance is None:  # plain BTP: the parent keeps the books; show what the router counted
+                st = router.traffic.get(UPLINK)
+                balance = st.balance if st is not None else 0
+            lo, hi = (book.minimum, book.maximum) if book is not None else (None, None)
+            out.append(AccountFacts(UPLINK, "parent", uplink_kind(router) or "uplink", uplink_connected(router),
+                                    balance, lo, hi))
+        else:
+            out.append(AccountFacts(view.name, "child", APP_PLUGIN, True, view.balance or 0, None, None))
     return out
 
 
@@ -105,12 +94,15 @@ def account(router: Router, account_id: str) -> AccountFacts | None:
 
 
 def adjust_balance(router: Router, account_id: str, diff: int) -> int:
-    """``POST /balance``: add ``diff`` to an account's balance (as ilp-connector's modifyBalance); the new balance."""
-    layer = router.balance
-    if layer is None:
-        raise LookupError("this moneyd keeps no balances")
-    layer.balances[account_id] = layer.balances.get(account_id, 0) + diff
-    return layer.balances[account_id]
+    """``POST /balance``: add ``diff`` to an account's balance (as ilp-connector's modifyBalance); the new balance.
+    An uplink whose claim book keeps its balance refuses: that is money state, changed only by claims."""
+    if account(router, account_id) is None:
+        raise LookupError(f"account {account_id} does not exist")
+    if account_id == UPLINK and router.uplink is not None and router.uplink.balance() is not None:
+        raise PermissionError("the uplink's balance is kept by its claim book and changes only with claims")
+    st = router.traffic.of(account_id)
+    st.adjusted += diff
+    return st.balance
 
 
 # -- the uplink's own facts ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from ..amounts import AmountError, AmountText, parse_amount
+from ..handlers import answering
 from ..localapp import LocalApp, LocalAppError
 from ..spsp import SpspError, SpspResponse, query
 from ..stream.aio import PaymentResult, StreamClient
@@ -60,7 +61,7 @@ async def pay(opts: PayOptions) -> tuple[PaymentResult, dict[str, Any]]:
                               source_account=app.address, asset_code=app.asset_code, asset_scale=app.asset_scale,
                               config=Config(slippage=opts.slippage,
                                             max_packet_amount=opts.max_packet_amount or UINT64_MAX))
-        app.handler = client.handle_prepare
+        app.handler = answering(client.handle_prepare)
         try:
             try:
                 rate = await client.connect(timeout=opts.timeout)

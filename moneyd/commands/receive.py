@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import typer
 
+from ..handlers import answering
 from ..localapp import LocalApp, LocalAppError
 from ..spsp import SpspServer
 from ..stream.aio import StreamConnection, StreamServer
@@ -39,7 +40,7 @@ class Receiver:
         self.stream = StreamServer(app.address, app.send_prepare, asset_code=app.asset_code, asset_scale=app.asset_scale,
                                    config=Config(default_receive_max=UINT64_MAX))
         self.stream.on_connection = self._on_connection
-        app.handler = self.stream.handle_prepare
+        app.handler = answering(self.stream.handle_prepare)
         self.spsp = SpspServer(self.stream.generate_address_and_secret, asset_code=app.asset_code,
                                asset_scale=app.asset_scale)
         self.payments: dict[int, Incoming] = {}

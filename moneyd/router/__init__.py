@@ -1,9 +1,10 @@
 """The packet pipeline: a chain of small layers between where a Prepare comes from and where it goes."""
 
 from .layers import (
-    BalanceLayer,
+    Accounts,
+    AccountsLayer,
+    AccountStats,
     ExpiryLayer,
-    Handler,
     IldcpLayer,
     MaxPacketAmountLayer,
     RateLimitLayer,
@@ -14,9 +15,10 @@ from .layers import (
 from .routing import RoutingTable
 
 __all__ = [
-    "BalanceLayer",
+    "AccountStats",
+    "Accounts",
+    "AccountsLayer",
     "ExpiryLayer",
-    "Handler",
     "IldcpLayer",
     "MaxPacketAmountLayer",
     "RateLimitLayer",

@@ -1,23 +1,33 @@
 """The layers a Prepare passes through, outermost first. Each one is small and testable with no socket:
 
-validate → ILDCP responder → max packet amount → rate and in-flight limits → balance → expiry → route
+validate → ILDCP responder → max packet amount → rate and in-flight limits → accounts → expiry → route
 (the route layer also checks the fulfillment against the condition and enforces the expiry).
+
+Balances have one owner each: the uplink's claim book for the uplink (``Uplink.balance()``; it settles by itself,
+before the Prepares it pays for), ``Accounts`` here for local apps, which settle nothing with moneyd.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from ..handlers import IncomingHandler
 from ..wire import ildcp
-from ..wire.ilp import AmountTooLargeData, ErrorCode, Fulfill, Prepare, Reject, Reply, encode_amount_too_large
+from ..wire.ilp import (
+    AmountTooLargeData,
+    ErrorCode,
+    Fulfill,
+    Prepare,
+    Reject,
+    Reply,
+    encode_amount_too_large,
+    with_expiry,
+)
 from .routing import RoutingTable
-
-# A handler takes the Prepare and the name of the account it came from.
-Handler = Callable[[Prepare, str], Awaitable[Reply]]
 
 
 def reject(code: str, triggered_by: str, message: str, data: bytes = b"") -> Reject:
@@ -33,7 +43,7 @@ class ValidateLayer:
     """Refuse what can never succeed: an already expired Prepare."""
 
     address: str
-    next: Handler
+    next: IncomingHandler
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
         if prepare.expires_at <= _now():
@@ -49,7 +59,7 @@ class IldcpLayer:
     asset_code: Callable[[], str]
     asset_scale: Callable[[], int]
     router_address: Callable[[], str]
-    next: Handler
+    next: IncomingHandler
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
         if prepare.destination != ildcp.DESTINATION:
@@ -64,7 +74,7 @@ class IldcpLayer:
 class MaxPacketAmountLayer:
     router_address: Callable[[], str]
     maximum: int
-    next: Handler
+    next: IncomingHandler
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
         if prepare.amount > self.maximum:
@@ -96,7 +106,7 @@ class RateLimitLayer:
     packets_per_second: float
     burst: float
     max_in_flight_amount: int | None
-    next: Handler
+    next: IncomingHandler
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
@@ -122,48 +132,67 @@ class RateLimitLayer:
 
 
 @dataclass
-class Limits:
-    minimum: int | None = None  # how far the account may go below zero (it owes us), None = unlimited
-    maximum: int | None = None  # how much we may owe the account, None = unlimited
+class AccountStats:
+    """One account as the router sees it, in base units. ``balance`` is what the account owes moneyd (positive)
+    or moneyd owes it (negative) from the Prepares it sent and received that were fulfilled."""
+
+    sent: int = 0  # fulfilled: the account paid this much through moneyd
+    received: int = 0  # fulfilled: moneyd delivered this much to it
+    sending_packets: int = 0  # its Prepares waiting for a reply
+    sending_amount: int = 0
+    receiving_packets: int = 0  # Prepares sent to it, waiting for its reply
+    receiving_amount: int = 0
+    adjusted: int = 0  # changed by hand (the admin API's POST /balance)
+
+    @property
+    def balance(self) -> int:
+        return self.sent - self.received + self.adjusted
+
+
+class Accounts:
+    """What each account has moved through the router, and what is in flight from and to it."""
+
+    def __init__(self) -> None:
+        self._stats: dict[str, AccountStats] = {}
+
+    def of(self, account: str) -> AccountStats:
+        st = self._stats.get(account)
+        if st is None:
+            st = self._stats[account] = AccountStats()
+        return st
+
+    def get(self, account: str) -> AccountStats | None:
+        return self._stats.get(account)
+
+    def names(self) -> list[str]:
+        return list(self._stats)
+
+    def forget(self, account: str) -> None:
+        """An app that left: its figures go with it (a new token is a new account; memory stays bounded)."""
+        self._stats.pop(account, None)
 
 
 @dataclass
-class BalanceLayer:
-    """Track what each account is owed (positive) or owes (negative), refusing Prepares that would cross a limit.
+class AccountsLayer:
+    """Count each source account's Prepares in flight and what it paid once fulfilled (the route layer counts
+    the receiving side). It limits nothing: apps settle nothing with moneyd, and the uplink's book limits itself."""
 
-    An incoming Prepare reserves its amount against the source's maximum; a Fulfill makes it final.
-    """
-
-    router_address: Callable[[], str]
-    limits: Callable[[str], Limits]
-    next: Handler
-    balances: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, int] = field(default_factory=dict)
+    accounts: Accounts
+    next: IncomingHandler
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
         amount = prepare.amount
-        if amount:
-            lim = self.limits(source)
-            held = self.balances.get(source, 0) + self.pending.get(source, 0) + amount
-            if lim.maximum is not None and held > lim.maximum:
-                return reject(
-                    ErrorCode.T04_INSUFFICIENT_LIQUIDITY,
-                    self.router_address(),
-                    f"exceeded maximum balance. maximum={lim.maximum} newBalance={held}",
-                )
-            self.pending[source] = self.pending.get(source, 0) + amount
+        st = self.accounts.of(source)
+        st.sending_packets += 1
+        st.sending_amount += amount
         try:
             reply = await self.next(prepare, source)
         finally:
-            if amount:
-                self.pending[source] -= amount
-        if amount and isinstance(reply, Fulfill):
-            self.balances[source] = self.balances.get(source, 0) + amount
+            st.sending_packets -= 1
+            st.sending_amount -= amount
+        if isinstance(reply, Fulfill):
+            st.sent += amount
         return reply
-
-    def settle_outgoing(self, destination_account: str, amount: int) -> None:
-        """A Prepare we forwarded to this account was fulfilled: it is owed less."""
-        self.balances[destination_account] = self.balances.get(destination_account, 0) - amount
 
 
 @dataclass
@@ -173,7 +202,7 @@ class ExpiryLayer:
     router_address: Callable[[], str]
     min_message_window: timedelta
     max_hold_time: timedelta
-    next: Handler
+    next: IncomingHandler
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
         now = _now()
@@ -185,7 +214,7 @@ class ExpiryLayer:
                 "source transfer expires too soon to complete payment.",
             )
         if outgoing != prepare.expires_at:
-            prepare = Prepare(prepare.amount, outgoing, prepare.execution_condition, prepare.destination, prepare.data)
+            prepare = with_expiry(prepare, outgoing)  # the new 17 bytes spliced in, nothing re-encoded
         return await self.next(prepare, source)
 
 
@@ -195,7 +224,8 @@ class RouteLayer:
 
     router_address: Callable[[], str]
     table: RoutingTable
-    on_fulfilled: Callable[[str, int], None] | None = None
+    accounts: Accounts | None = None  # counts the receiving side
+    on_fulfilled: Callable[[str, int], None] | None = None  # (next hop, amount): the admin monitor's counters
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
         route = self.table.lookup(prepare.destination)
@@ -204,12 +234,21 @@ class RouteLayer:
         hop, send = route
         if hop == source and hop != "uplink":
             return reject(ErrorCode.F02_UNREACHABLE, self.router_address(), "refusing to route a packet back to its source")
-        # Every next hop stops waiting at the Prepare's expiry (BtpConnection.send_prepare, the uplinks) and raises
-        # TimeoutError; no extra timer task per packet here.
+        amount = prepare.amount
+        st = self.accounts.of(hop) if self.accounts is not None else None
+        if st is not None:
+            st.receiving_packets += 1
+            st.receiving_amount += amount
+        # Every next hop stops waiting at the Prepare's expiry (moneyd.btp.ilplink, the uplinks): an app's link
+        # answers R00 itself, an uplink may raise TimeoutError. No extra timer task per packet here.
         try:
             reply = await send(prepare)
         except TimeoutError:
             return reject(ErrorCode.R00_TRANSFER_TIMED_OUT, self.router_address(), "packet expired while waiting for the next hop")
+        finally:
+            if st is not None:
+                st.receiving_packets -= 1
+                st.receiving_amount -= amount
         if isinstance(reply, Fulfill):
             if hashlib.sha256(reply.fulfillment).digest() != prepare.execution_condition:
                 return reject(
@@ -217,6 +256,8 @@ class RouteLayer:
                     self.router_address(),
                     "fulfillment did not match the execution condition",
                 )
-            if self.on_fulfilled is not None and prepare.amount:
-                self.on_fulfilled(hop, prepare.amount)
+            if st is not None:
+                st.received += amount
+            if self.on_fulfilled is not None and amount:
+                self.on_fulfilled(hop, amount)
         return reply

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from ..wire.ilp import Prepare, Reply
-
-Sender = Callable[[Prepare], Awaitable[Reply]]
+from ..handlers import OutgoingHandler
 
 
 class RoutingTable:
     """Maps address prefixes to next hops. A prefix matches the address itself or anything below it."""
 
     def __init__(self) -> None:
-        self._routes: dict[str, tuple[str, Sender]] = {}
-        self.default: tuple[str, Sender] | None = None
+        self._routes: dict[str, tuple[str, OutgoingHandler]] = {}
+        self.default: tuple[str, OutgoingHandler] | None = None
 
-    def add(self, prefix: str, hop: str, send: Sender) -> None:
+    def add(self, prefix: str, hop: str, send: OutgoingHandler) -> None:
         self._routes[prefix] = (hop, send)
 
     def remove(self, prefix: str) -> None:
         self._routes.pop(prefix, None)
 
-    def lookup(self, destination: str) -> tuple[str, Sender] | None:
+    def lookup(self, destination: str) -> tuple[str, OutgoingHandler] | None:
         # Walk up the address segment by segment: at most a handful of dict lookups, no scan of all routes.
         candidate = destination
         while True:

@@ -12,10 +12,11 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from ..handlers import OutgoingHandler
 from ..wire.ilp import Prepare, Reject, Reply
 from . import crypto
 from .connection import (
@@ -36,7 +37,6 @@ from .packet import ErrorCode
 
 log = logging.getLogger(__name__)
 
-SendPrepare = Callable[[Prepare], Awaitable[Reply]]
 WRITE_HIGH_WATER = 256 * 1024
 BLOCKED_CHECK = 0.25
 CLOSED_KEEP = 60.0
@@ -163,7 +163,7 @@ class Stream:
 class StreamConnection:
     """Drives one Connection: a sender loop, one task per Prepare in flight, streams with asyncio waiting."""
 
-    def __init__(self, connection: Connection, send_prepare: SendPrepare,
+    def __init__(self, connection: Connection, send_prepare: OutgoingHandler,
                  clock: Callable[[], float] = time.time) -> None:
         self.connection = connection
         self._send_prepare = send_prepare
@@ -250,7 +250,9 @@ class StreamConnection:
     async def _send(self, out: OutgoingPrepare) -> None:
         conn = self.connection
         try:
-            reply = await asyncio.wait_for(self._send_prepare(out.prepare), conn.config.packet_timeout + 1)
+            # asyncio.timeout, not wait_for: a timer, not one more task per packet.
+            async with asyncio.timeout(conn.config.packet_timeout + 1):
+                reply = await self._send_prepare(out.prepare)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the link failed: no reply is a temporary error to the connection
@@ -357,7 +359,7 @@ class StreamClient(StreamConnection):
 
     def __init__(
         self,
-        send_prepare: SendPrepare,
+        send_prepare: OutgoingHandler,
         destination: str,
         shared_secret: bytes,
         *,
@@ -379,7 +381,7 @@ class StreamServer:
     def __init__(
         self,
         base_address: str,
-        send_prepare: SendPrepare,
+        send_prepare: OutgoingHandler,
         *,
         server_secret: bytes | None = None,
         asset_code: str = "",

@@ -1,14 +1,20 @@
-"""ILPv4 packets (RFC 27): Prepare, Fulfill, Reject, and the error codes a Reject carries."""
+"""ILPv4 packets (RFC 27): Prepare, Fulfill, Reject, and the error codes a Reject carries.
+
+A decoded packet remembers the bytes it came from (``raw``), and encoding it gives those bytes back: a router
+forwards what it did not change without re-encoding it. ``dataclasses.replace`` and the constructors make packets
+with no remembered bytes, so a changed packet is always encoded from its fields.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Final
+from typing import Final, TypeVar
 
-from .address import check_address
+from .address import check_address, is_valid_address
 from .errors import CodecError
 from .oer import (
     UINT64_MAX,
@@ -32,12 +38,15 @@ class Prepare:
     execution_condition: bytes
     destination: str
     data: bytes = b""
+    # The packet as it arrived (set by the decoder only; never part of equality).
+    raw: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Fulfill:
     fulfillment: bytes
     data: bytes = b""
+    raw: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,7 @@ class Reject:
     triggered_by: str = ""
     message: str = ""
     data: bytes = b""
+    raw: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def family(self) -> ErrorFamily:
@@ -54,6 +64,7 @@ class Reject:
 
 Packet = Prepare | Fulfill | Reject
 Reply = Fulfill | Reject
+_P = TypeVar("_P", Prepare, Fulfill, Reject)
 
 
 class ErrorFamily(Enum):
@@ -138,7 +149,14 @@ def _check_32(value: bytes, what: str) -> bytes:
     return value
 
 
+def _remember(packet: _P, raw: bytes) -> _P:
+    object.__setattr__(packet, "raw", raw)  # frozen: the decoder is the only writer
+    return packet
+
+
 def encode_prepare(p: Prepare) -> bytes:
+    if p.raw is not None:
+        return p.raw
     if not 0 <= p.amount <= UINT64_MAX:
         raise CodecError(f"Prepare amount {p.amount} is not a uint64")
     dest = check_address(p.destination, "Prepare destination").encode("ascii")
@@ -156,11 +174,15 @@ def encode_prepare(p: Prepare) -> bytes:
 
 
 def encode_fulfill(f: Fulfill) -> bytes:
+    if f.raw is not None:
+        return f.raw
     body = _check_32(f.fulfillment, "Fulfill fulfillment") + encode_var_octets(f.data)
     return _envelope(TYPE_FULFILL, body)
 
 
 def encode_reject(r: Reject) -> bytes:
+    if r.raw is not None:
+        return r.raw
     if len(r.code) != 3 or not r.code.isascii():
         raise CodecError(f"Reject code {r.code!r} must be 3 ASCII characters")
     body = b"".join(
@@ -214,37 +236,172 @@ def _fulfill_body(r: Reader) -> Fulfill:
     return Fulfill(fulfillment, data)
 
 
-def _reject_body(r: Reader) -> Reject:
+def _reject_body(r: Reader) -> tuple[Reject, bool]:
+    """The Reject, and whether its message was valid UTF-8 (if not, it must not be forwarded as it came)."""
     code = r.read_ascii(3, "Reject code")
     triggered_by = r.read_var_ascii("Reject triggeredBy")
-    # A peer's message is for humans; a bad byte in it must not make us lose the Reject itself.
-    message = r.read_var_octets("Reject message").decode("utf-8", "replace")
+    raw_message = r.read_var_octets("Reject message")
     data = r.read_var_octets("Reject data")
     r.expect_end("Reject")
-    return Reject(code, triggered_by, message, data)
+    try:
+        message, clean = raw_message.decode("utf-8"), True
+    except UnicodeDecodeError:
+        # A peer's message is for humans; a bad byte in it must not make us lose the Reject itself.
+        message, clean = raw_message.decode("utf-8", "replace"), False
+    return Reject(code, triggered_by, message, data), clean
+
+
+def _reply(kind: int, body: Reader, data: bytes) -> Reply:
+    if kind == TYPE_FULFILL:
+        return _remember(_fulfill_body(body), data)
+    reject, clean = _reject_body(body)
+    return _remember(reject, data) if clean else reject
+
+
+# The fast paths read the common shape of a packet (canonical lengths of up to 2 bytes) by index, with no Reader;
+# anything else, valid or not, goes to the Reader path, which alone decides what is wrong.
+
+
+def _length_at(data: bytes, i: int) -> tuple[int, int]:
+    """(length, index after it) for a canonical OER length of up to 3 bytes, else (-1, -1); IndexError past the end."""
+    first = data[i]
+    if first < 0x80:
+        return first, i + 1
+    if first == 0x81 and data[i + 1] >= 0x80:
+        return data[i + 1], i + 2
+    if first == 0x82 and data[i + 1] != 0:
+        return (data[i + 1] << 8) | data[i + 2], i + 3
+    return -1, -1
+
+
+_last_expiry: tuple[bytes, datetime] = (b"", datetime.min)  # Prepares in a burst often share their millisecond
+
+
+def _fast_prepare(data: bytes) -> Prepare | None:
+    global _last_expiry
+    try:
+        if data[0] != TYPE_PREPARE:
+            return None
+        n, i = _length_at(data, 1)
+        end = len(data)
+        if i < 0 or i + n != end:
+            return None
+        dn, j = _length_at(data, i + 57)
+        if j < 0:
+            return None
+        pn, k = _length_at(data, j + dn)
+        if k < 0 or k + pn != end:
+            return None
+    except IndexError:
+        return None
+    destination = data[j : j + dn]
+    if not destination.isascii():
+        return None
+    stamp = data[i + 8 : i + 25]
+    try:
+        if stamp == _last_expiry[0]:
+            expires_at = _last_expiry[1]
+        else:
+            expires_at = decode_ilp_timestamp(stamp)
+            _last_expiry = (stamp, expires_at)
+        address = check_address(destination.decode("ascii"), "Prepare destination")
+    except CodecError:
+        return None
+    return Prepare(int.from_bytes(data[i : i + 8], "big"), expires_at, data[i + 25 : i + 57], address, data[k:])
+
+
+def _fast_fulfill(data: bytes) -> Fulfill | None:
+    try:
+        if data[0] != TYPE_FULFILL:
+            return None
+        n, i = _length_at(data, 1)
+        if i < 0 or i + n != len(data):
+            return None
+        dn, k = _length_at(data, i + 32)
+        if k < 0 or k + dn != len(data):
+            return None
+    except IndexError:
+        return None
+    return Fulfill(data[i : i + 32], data[k:])
 
 
 def decode_packet(data: bytes) -> Packet:
+    data = bytes(data)
     kind, body = _open(data, None)
     if kind == TYPE_PREPARE:
-        return _prepare_body(body)
-    if kind == TYPE_FULFILL:
-        return _fulfill_body(body)
-    return _reject_body(body)
+        return _remember(_prepare_body(body), data)
+    return _reply(kind, body, data)
 
 
 def decode_prepare(data: bytes) -> Prepare:
-    return _prepare_body(_open(data, TYPE_PREPARE)[1])
+    data = bytes(data)
+    fast = _fast_prepare(data)
+    if fast is not None:
+        return _remember(fast, data)
+    return _remember(_prepare_body(_open(data, TYPE_PREPARE)[1]), data)
 
 
 def decode_reply(data: bytes) -> Reply:
     """A Fulfill or a Reject, the only valid answers to a Prepare."""
+    data = bytes(data)
+    fast = _fast_fulfill(data)
+    if fast is not None:
+        return _remember(fast, data)
     kind, body = _open(data, None)
-    if kind == TYPE_FULFILL:
-        return _fulfill_body(body)
-    if kind == TYPE_REJECT:
-        return _reject_body(body)
-    raise CodecError("expected a Fulfill or Reject, got a Prepare")
+    if kind == TYPE_PREPARE:
+        raise CodecError("expected a Fulfill or Reject, got a Prepare")
+    return _reply(kind, body, data)
+
+
+# --- changing a Prepare in place ---------------------------------------------------------------------------
+
+
+def with_expiry(p: Prepare, expires_at: datetime) -> Prepare:
+    """``p`` with a new expiry. A decoded Prepare gets the new 17 bytes spliced into its bytes, not re-encoded."""
+    out = Prepare(p.amount, expires_at, p.execution_condition, p.destination, p.data)
+    raw = p.raw
+    if raw is not None:
+        # type (1) + length prefix (1, or 1 + n when the first byte is 0x80 + n) + amount (8), then the expiry
+        at = 1 + (1 if raw[1] < 0x80 else 1 + (raw[1] & 0x7F)) + 8
+        _remember(out, b"".join((raw[:at], encode_ilp_timestamp(expires_at), raw[at + 17 :])))
+    return out
+
+
+# --- checking replies from peers -------------------------------------------------------------------------------
+
+_ERROR_CODE = re.compile(r"\A[FTR][0-9A-Z]{2}\Z")
+
+
+def is_valid_error_code(code: str) -> bool:
+    """RFC 27: a family letter (F, T, R) and two characters of 0-9 A-Z."""
+    return _ERROR_CODE.match(code) is not None
+
+
+def is_valid_triggered_by(address: str) -> bool:
+    # ilp-packet accepts an empty triggeredBy as well as a valid address.
+    return address == "" or is_valid_address(address)
+
+
+def checked_reply(reply: Reply, our_address: str) -> Reply:
+    """A reply from a peer (an app, the parent) made valid ILP before we pass it on.
+
+    A Fulfill is valid once decoded (the route layer checks it against the condition). A Reject with an invalid
+    code becomes our own F00 (for an F code) or T00; an invalid ``triggeredBy`` is repaired when only trailing dots
+    spoil it (ilp-plugin-xrp-asym-server 1.8.1 sends ``test.parent.child.``), else it names us. A message that was
+    not UTF-8 was already replaced by the decoder.
+    """
+    if isinstance(reply, Fulfill):
+        return reply
+    code, triggered_by = reply.code, reply.triggered_by
+    if not is_valid_error_code(code):
+        ours = ErrorCode.F00_BAD_REQUEST if code[:1] == "F" else ErrorCode.T00_INTERNAL_ERROR
+        return Reject(ours, our_address, f"the next hop answered with an invalid ILP error code {code!r}")
+    if is_valid_triggered_by(triggered_by):
+        return reply
+    repaired = triggered_by.rstrip(".")
+    if not is_valid_triggered_by(repaired) or repaired == "":
+        repaired = our_address if is_valid_triggered_by(our_address) else ""
+    return Reject(code, repaired, reply.message, reply.data)
 
 
 # --- F08 Amount Too Large ---------------------------------------------------------------------------------

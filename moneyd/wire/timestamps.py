@@ -41,7 +41,10 @@ def decode_ilp_timestamp(raw: bytes, what: str = "expiresAt") -> datetime:
 
 def encode_ilp_timestamp(when: datetime) -> bytes:
     when = when.astimezone(UTC)
-    return f"{when:%Y%m%d%H%M%S}{when.microsecond // 1000:03d}".encode("ascii")
+    # %-formatting of the fields: strftime costs several times as much, on every hop of every Prepare.
+    return b"%04d%02d%02d%02d%02d%02d%03d" % (
+        when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond // 1000
+    )
 
 
 def decode_generalized_time(text: str, what: str = "triggeredAt") -> datetime:

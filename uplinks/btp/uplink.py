@@ -12,11 +12,11 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from moneyd.btp.connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused, connect
+from moneyd.btp import ilplink
+from moneyd.btp.connection import BtpConnection, BtpPeerError, connect
 from moneyd.uplink import Uplink
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
-from moneyd.wire.errors import CodecError
 from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
 
 log = logging.getLogger("moneyd.uplink.btp")
@@ -59,7 +59,10 @@ class BtpUplink(Uplink):
 
     async def _fetch_info(self) -> ildcp.IldcpResponse:
         assert self.conn is not None
-        reply = await self.conn.send_prepare(ildcp.request())
+        try:
+            reply = await ilplink.request_prepare(self.conn, ildcp.request(), "", peer="the parent")
+        except (ilplink.LinkFailure, ilplink.LinkExpired) as e:
+            raise ConnectionError(f"the parent did not answer ILDCP: {e or type(e).__name__}") from None
         if not isinstance(reply, ilp.Fulfill):
             raise ConnectionError(f"the parent refused ILDCP: {reply.code} {reply.message}")
         return ildcp.parse_fulfill(reply)
@@ -100,19 +103,16 @@ class BtpUplink(Uplink):
         conn = self.conn
         if conn is None:
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the parent is unreachable; moneyd is reconnecting")
-        try:
-            return await conn.send_prepare(prepare)
-        except (ConnectionClosed, BtpPeerError, CodecError) as e:
-            return self._link_failure(e)
+        return await self._forward(conn, prepare)
 
-    def _link_failure(self, e: ConnectionClosed | BtpPeerError | CodecError) -> Reject:
-        """The Reject for a Prepare the link could not carry (no ILP answer came back). A timeout is not one of
-        these: it goes up to the router, which answers R00."""
-        if isinstance(e, ConnectionClosed):
-            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the connection to the parent closed")
-        if isinstance(e, BtpPeerError):
-            return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an error: {e}")
-        return Reject(ErrorCode.T00_INTERNAL_ERROR, self._address, f"the parent answered with an invalid packet: {e}")
+    async def _forward(self, conn: BtpConnection, prepare: Prepare, timeout: float | None = None) -> Reply:
+        """The Prepare over the link, its reply checked (ilplink). A link failure is its Reject; a timeout is not
+        one of these: LinkExpired (a TimeoutError) goes up to the router, which answers R00, so the uplinks' books
+        count a Prepare that timed out as still charged (the parent may hold it), one that failed as refused."""
+        try:
+            return await ilplink.request_prepare(conn, prepare, self._address, timeout, peer="the parent")
+        except ilplink.LinkFailure as e:
+            return e.reject(self._address)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keeping a reference (so it is not collected) until it ends."""
@@ -124,11 +124,7 @@ class BtpUplink(Uplink):
     async def _on_request(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
         if isinstance(frame, btp.Transfer):
             return ()
-        entry = btp.find(frame.protocol_data, "ilp")
-        if entry is None:
-            raise RequestRefused("F00", "NotAcceptedError", "no ilp packet in this message")
-        reply = await self.handle_incoming(ilp.decode_prepare(entry.data))
-        return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+        return await ilplink.answer(frame.protocol_data, self.handle_incoming, self._address)
 
     async def close(self) -> None:
         self._closing = True

@@ -29,11 +29,12 @@ from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
 
+from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused
 from moneyd.store import Store
+from moneyd.uplink import UplinkBalance
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
-from moneyd.wire.errors import CodecError
 from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
 from uplinks.btp.uplink import BtpUplink
 
@@ -351,9 +352,9 @@ class EthUplink(BtpUplink):
                 return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, f"the parent did not take our claim: {e or type(e).__name__}")
             self._maybe_topup()
         try:
-            reply = await conn.send_prepare(prepare, timeout)
-        except (ConnectionClosed, BtpPeerError, CodecError) as e:
-            return self._link_failure(e)  # still charged: the parent may have the Prepare (a timeout, too)
+            reply = await ilplink.request_prepare(conn, prepare, self._address, timeout, peer="the parent")
+        except ilplink.LinkFailure as e:
+            return e.reject(self._address)  # still charged: the parent may have the Prepare (a timeout, too)
         if isinstance(reply, Reject):
             # The server credits a rejected Prepare back; so do we.
             self.book.rejected(amount)
@@ -509,11 +510,7 @@ class EthUplink(BtpUplink):
             await self._receive_claim(frame.protocol_data)
             return ()
         if kind == messages.ILP:
-            entry = btp.find(frame.protocol_data, "ilp")
-            assert entry is not None
-            prepare = ilp.decode_prepare(entry.data)
-            reply = await self.handle_incoming(prepare)
-            return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+            return await ilplink.answer(frame.protocol_data, self.handle_incoming, self._address)
         names = ", ".join(p.protocol_name for p in frame.protocol_data) or "nothing"
         raise RequestRefused("F00", "NotAcceptedError", f"unexpected message from the parent (carries {names})")
 
@@ -600,6 +597,25 @@ class EthUplink(BtpUplink):
                 log.warning("channel watcher: %s", e)
 
     # -- closing ----------------------------------------------------------------------------------------------
+
+    def balance(self) -> UplinkBalance | None:
+        """The book's prepaid credit (what the parent holds from our claims, not yet charged for a Prepare): the
+        parent keeps a maximum balance of 0 for us, so it never goes below 0. ``details`` (base units, wei where
+        named): ``paid`` by our claims, ``charged`` for our Prepares, ``received`` from the parent's claims,
+        ``outgoing_remaining_wei`` left unpromised in our channel, ``best_incoming_wei`` the parent's best claim."""
+        if self.state is None:
+            return None
+        book = self.book
+        out, best = book.outgoing, book.best_incoming
+        return UplinkBalance(book.credit(), 0, None, {
+            "paid": book.paid,
+            "charged": book.charged,
+            "received": book.received,
+            "outgoing_channel": channel_id_hex(out.channel_id) if out is not None else None,
+            "outgoing_remaining_wei": out.remaining if out is not None else None,
+            "incoming_channel": channel_id_hex(book.incoming_channel) if book.incoming_channel is not None else None,
+            "best_incoming_wei": best.value if best is not None else None,
+        })
 
     async def close(self) -> None:
         if self._closing and self.chain is None:

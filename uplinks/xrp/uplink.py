@@ -24,10 +24,12 @@ from typing import Any
 
 from xrpl.wallet import Wallet
 
+from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpPeerError, ConnectionClosed, RequestRefused
 from moneyd.btp.parent import parent_url
 from moneyd.store import Store
-from moneyd.wire import btp, ildcp, ilp
+from moneyd.uplink import UplinkBalance
+from moneyd.wire import btp, ildcp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import (
     AmountTooLargeData,
@@ -260,10 +262,7 @@ class XrpUplink(BtpUplink):
         if refreshed is not None:
             await self._refresh_incoming(refreshed)
             return ()
-        entry = btp.find(frame.protocol_data, "ilp")
-        if entry is None:
-            raise RequestRefused("F00", "NotAcceptedError", "no ilp packet in this message")
-        prepare = ilp.decode_prepare(entry.data)
+        prepare = ilplink.unwrap_prepare(frame.protocol_data)
         book = self.book
         if book is None:
             reply: Reply = Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "moneyd is not ready yet")
@@ -283,7 +282,7 @@ class XrpUplink(BtpUplink):
                 reply = await self.handle_incoming(prepare)
                 if isinstance(reply, Reject):
                     book.incoming_rejected(prepare.amount)
-        return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
+        return ilplink.wrap_reply(reply, self._address)
 
     async def _on_claim(self, protocol_data: Sequence[ProtocolData]) -> None:
         book = self.book
@@ -457,6 +456,31 @@ class XrpUplink(BtpUplink):
         with contextlib.suppress(LedgerError, ConnectionError, XrpUplinkError):
             await self.submit_best_claim(closing=True)
         self.fail(why)
+
+    # -- status ----------------------------------------------------------------------------------------------
+
+    def balance(self) -> UplinkBalance | None:
+        """The book's balance (what the parent owes us; see ClaimBook) and its limits. ``details``: ``sent`` our
+        latest claim, ``best_incoming`` the parent's best claim, ``claimed`` what of it is cashed (base units);
+        ``outgoing_drops`` / ``incoming_drops`` each channel's capacity and ``..._claimed_drops`` what the ledger
+        paid out of it."""
+        book = self.book
+        if book is None:
+            return None
+        out, inc = book.outgoing, book.incoming
+        return UplinkBalance(book.balance, book.settings.minimum, book.settings.maximum, {
+            "settle_threshold": book.settings.settle_threshold,
+            "settle_to": book.settings.settle_to,
+            "sent": book.sent.amount if book.sent is not None else None,
+            "best_incoming": book.best.amount,
+            "claimed": book.claimed,
+            "outgoing_channel": out.channel_id if out is not None else None,
+            "outgoing_drops": out.amount if out is not None else None,
+            "outgoing_claimed_drops": out.balance if out is not None else None,
+            "incoming_channel": inc.channel_id if inc is not None else None,
+            "incoming_drops": inc.amount if inc is not None else None,
+            "incoming_claimed_drops": inc.balance if inc is not None else None,
+        })
 
     # -- stopping ------------------------------------------------------------------------------------------
 
