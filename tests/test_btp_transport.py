@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsClosed
 
 from moneyd.btp.connection import (
+    DEFAULT_BTP_LIMITS,
     BtpConnection,
     BtpLimits,
     BtpPeerError,
@@ -26,7 +27,7 @@ from moneyd.btp.connection import (
     ilp_frame,
     open_link,
 )
-from moneyd.btp.transport import LinkLimits, WsLink, server_protocol
+from moneyd.btp.transport import DEFAULT_LIMITS, LinkLimits, WsLink, server_protocol
 from moneyd.wire import btp
 
 
@@ -45,7 +46,7 @@ class Server:
 async def start_server() -> AsyncIterator[Callable[..., object]]:
     servers: list[asyncio.Server] = []
 
-    async def start(handler: RequestHandler | None, limits: LinkLimits = LinkLimits(), btp_limits: BtpLimits = BtpLimits()) -> Server:
+    async def start(handler: RequestHandler | None, limits: LinkLimits = DEFAULT_LIMITS, btp_limits: BtpLimits = DEFAULT_BTP_LIMITS) -> Server:
         holder: list[Server] = []
 
         def on_open(link: WsLink) -> None:
@@ -268,3 +269,13 @@ async def test_bad_input_leaves_no_traceback(start_server, caplog: pytest.LogCap
             while True:
                 await asyncio.wait_for(ws.recv(), 5)
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+async def test_a_connection_that_never_finishes_its_handshake_is_dropped(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = await start_server(None, LinkLimits(handshake_timeout=0.3))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: slow")  # and nothing more
+    started = time.monotonic()
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert time.monotonic() - started < 2
+    writer.close()

@@ -48,7 +48,8 @@ class LinkLimits:
     max_message: int = 1 << 20  # an ILP packet holds at most 32 KiB of data; 1 MiB leaves room for sub-protocols
     high_water: int = 256 << 10  # unsent bytes above which the stall deadline runs
     stall_timeout: float = 10.0  # a peer that stays above high_water this long is dropped
-    max_buffered: int = 4 << 20  # unsent bytes above which the peer is dropped at once
+    max_buffered: int = 4 << 20  # unsent bytes above which the peer is dropped...
+    buffer_grace: float = 1.0  # ...once it has read nothing for this long (a reading peer drains a burst in ms)
     ping_interval: float = 20.0  # and a pong must come back within the same time
     close_timeout: float = 3.0  # after our Close frame, how long the peer has to finish the closing handshake
     handshake_timeout: float = 10.0  # TCP accept → WebSocket open (server side)
@@ -100,8 +101,10 @@ class WsLink(asyncio.Protocol):
         self._eof_pending = False
         self._fragments: list[bytes] | None = None
         self._writing_paused = False
+        self._paused_at = 0.0
         self._reading_paused = False
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._cap_timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
@@ -157,7 +160,7 @@ class WsLink(asyncio.Protocol):
         return None  # let asyncio close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._stall_timer, self._ping_timer, self._close_timer, self._handshake_timer):
+        for timer in (self._stall_timer, self._cap_timer, self._ping_timer, self._close_timer, self._handshake_timer):
             if timer is not None:
                 timer.cancel()
         if self._flush_handle is not None:
@@ -174,6 +177,7 @@ class WsLink(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._paused_at = self._loop.time()
         if self._stall_timer is None:
             self._stall_timer = self._loop.call_later(self.limits.stall_timeout, self._stalled)
 
@@ -215,8 +219,23 @@ class WsLink(asyncio.Protocol):
         if self._eof_pending:
             transport.close()  # sends what is buffered first; the close timer aborts a peer that never reads it
             self._arm_close_timer()
-        elif self._writing_paused and transport.get_write_buffer_size() > self.limits.max_buffered:
+        elif self._writing_paused:
+            self._check_cap()
+
+    def _check_cap(self) -> None:
+        """Over ``max_buffered`` unsent bytes with nothing read for ``buffer_grace``: drop the peer. Checked at each
+        flush while writing is paused, and once more when the grace ends (nothing else may be flushed by then)."""
+        self._cap_timer = None
+        transport = self.transport
+        if not self._writing_paused or transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() <= self.limits.max_buffered:
+            return
+        wait = self._paused_at + self.limits.buffer_grace - self._loop.time()
+        if wait <= 0:
             self.abort_noisy("buffer", "%s: the peer is not reading (over %d bytes unsent); disconnected", self.label, self.limits.max_buffered)
+        elif self._cap_timer is None:
+            self._cap_timer = self._loop.call_later(wait, self._check_cap)
 
     # -- incoming frames -------------------------------------------------------------------------------------
 
