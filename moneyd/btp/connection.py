@@ -263,7 +263,7 @@ class BtpConnection:
         """Send an ILP Prepare and return its Fulfill or Reject."""
         if timeout is None:
             # Until the Prepare expires: after that no Fulfill can count, so TimeoutError means R00 to the caller.
-            timeout = max(0.0, (prepare.expires_at - datetime.now(UTC)).total_seconds())
+            timeout = max(0.0, prepare.expires_at.timestamp() - time.time())
         return ilp.decode_reply(await self.request_ilp(ilp.encode_prepare(prepare), timeout))
 
     # -- receiving -------------------------------------------------------------------------------------------
