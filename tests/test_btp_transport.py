@@ -240,7 +240,7 @@ async def test_requests_served_at_once_are_capped_by_pausing_reading(start_serve
         running -= 1
         return pd("ok", frame.protocol_data[0].data)
 
-    server = await start_server(gated, btp_limits=BtpLimits(max_serving=3))
+    server = await start_server(gated, btp_limits=BtpLimits(max_serving=3, max_backlog=6))
     conn = await client(server)
     asks = [asyncio.create_task(conn.request(pd("n", bytes((i,))), timeout=10)) for i in range(20)]
     await asyncio.sleep(0.3)

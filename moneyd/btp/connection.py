@@ -8,9 +8,9 @@ handler that really waits gets a task; sending is a plain call into the WebSocke
 writes everything queued in one loop iteration together. Each request's timer starts before its frame is queued, so
 an answer that never comes fails at its deadline whatever the socket does.
 
-Bounded per connection: requests served at once (beyond ``max_serving`` reading pauses until some finish), frames
-held before the server has authenticated the peer, and malformed frames (a small budget that refills slowly; a peer
-that spends it is disconnected). The link bounds unsent bytes and time (see ``transport.LinkLimits``).
+Bounded per connection: requests served at once (beyond ``max_serving`` they queue, and when ``max_backlog`` are
+queued reading pauses until some finish), frames held before the server has authenticated the peer, and malformed
+frames (a small budget that refills slowly; a peer that spends it is disconnected). The link bounds unsent bytes and time (see ``transport.LinkLimits``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ IlpHandler = Callable[[bytes], Awaitable[bytes]]
 
 @dataclass(frozen=True, slots=True)
 class BtpLimits:
-    max_serving: int = 512  # requests being served at once; beyond it, reading pauses until some finish
+    max_serving: int = 512  # requests being served at once; beyond it they wait in a backlog...
+    max_backlog: int = 256  # ...and when that is full, reading pauses (answers to our own requests wait too)
     max_held: int = 16  # frames a server holds from a peer before it has authenticated
     malformed_burst: float = 20.0  # malformed frames answered with F01 before the peer is disconnected...
     malformed_per_second: float = 1.0  # ...a budget that refills at this rate
@@ -325,9 +326,10 @@ class BtpConnection:
             else:
                 limited.log(logging.DEBUG, "unknown-answer", "%s: answer to an unknown request", self.label)
         elif self._serving >= self.limits.max_serving or self._backlog:
-            # At the cap: stop reading from this peer until some of its requests are answered.
+            # At the cap: the request waits its turn; past the backlog's cap, stop reading from this peer.
             self._backlog.append(raw)
-            self.link.pause_reading()
+            if len(self._backlog) >= self.limits.max_backlog:
+                self.link.pause_reading()
         else:
             self._dispatch(raw)
 
@@ -339,7 +341,7 @@ class BtpConnection:
                 self._on_text()
             else:
                 self._on_message(raw) if raw[:1] in (b"\x01", b"\x02") else self._dispatch(raw)
-        if not backlog:
+        if len(backlog) <= self.limits.max_backlog // 2:
             self.link.resume_reading()
 
     def _dispatch(self, raw: bytes) -> None:
