@@ -22,7 +22,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from .btp.connection import BtpConnection, ConnectionClosed, RequestRefused, error_frame
-from .btp.transport import LinkLimits, WsLink, server_protocol
+from .btp.transport import Link, LinkLimits, WsLink, server_protocol
 from .logutil import RateLimitedLog
 from .store import Store
 from .wire import btp, ilp
@@ -89,7 +89,7 @@ class MiniAccountsServer:
         self.link_limits = LinkLimits(max_message=MAX_MESSAGE_SIZE)
         self.max_handshakes = MAX_HANDSHAKES
         self._server: asyncio.Server | None = None
-        self._handshaking: dict[WsLink, None] = {}  # insertion-ordered: the oldest first
+        self._handshaking: dict[Link, None] = {}  # insertion-ordered: the oldest first
         self._handlers: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------------------

@@ -246,11 +246,11 @@ async def test_requests_served_at_once_are_capped_by_pausing_reading(start_serve
     await asyncio.sleep(0.3)
     srv = server.conns[0]
     assert (running, srv.serving) == (3, 3)
-    assert srv.link._reading_paused
+    assert srv.link.reading_paused
     go.set()
     answers = await asyncio.wait_for(asyncio.gather(*asks), 5)
     assert [a[0].data for a in answers] == [bytes((i,)) for i in range(20)]
-    assert most == 3 and not srv.link._reading_paused
+    assert most == 3 and not srv.link.reading_paused
 
 
 async def test_bad_input_leaves_no_traceback(start_server, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ from ..logutil import RateLimitedLog
 from ..wire import btp, ilp
 from ..wire.btp import ContentType, ProtocolData
 from ..wire.errors import CodecError
-from .transport import DEFAULT_LIMITS, LinkLimits, WsLink, client_protocol
+from .transport import DEFAULT_LIMITS, AsyncioLink, Link, LinkLimits, WsLink, client_protocol
 
 log = logging.getLogger(__name__)
 limited = RateLimitedLog(log)
@@ -185,15 +185,16 @@ class _Bucket:
 class BtpConnection:
     def __init__(
         self,
-        link: WsLink,
+        link: Link | Any,
         handler: RequestHandler | None = None,
         label: str = "btp",
         *,
         limits: BtpLimits = DEFAULT_BTP_LIMITS,
         hold: bool = False,
     ) -> None:
-        """``hold``: keep incoming frames for ``recv()`` (a server authenticating its peer) until ``serve()``."""
-        self.link = link
+        """``link``: a ``WsLink`` (the lean transport), or a connection from websockets' asyncio API, which gets
+        wrapped. ``hold``: keep incoming frames for ``recv()`` (a server authenticating its peer) until ``serve()``."""
+        self.link: Link = link if isinstance(link, WsLink | AsyncioLink) else AsyncioLink(link)
         self.handler = handler
         self.ilp_handler: IlpHandler | None = None
         self.label = label
@@ -208,10 +209,10 @@ class BtpConnection:
         self._waiter: asyncio.Future[None] | None = None
         self._serving = 0
         self._malformed = _Bucket(limits.malformed_burst, limits.malformed_per_second)
-        link.on_message = self._on_message
-        link.on_text = self._on_text
-        link.on_lost = self._shutdown
-        if link.lost.done():
+        self.link.on_message = self._on_message
+        self.link.on_text = self._on_text
+        self.link.on_lost = self._shutdown
+        if self.link.lost.done():
             self._shutdown()
 
     # -- sending ---------------------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidMessage
@@ -275,7 +276,8 @@ class WsLink(asyncio.Protocol):
                 else:
                     self.close_reason = f"refused the handshake ({response.status_code})"
             elif isinstance(ev, Response) and isinstance(proto, ClientProtocol):
-                if proto.state is State.OPEN:
+                # Not proto.state: a Close frame in the same packets as the 101 has already moved it on.
+                if proto.handshake_exc is None:
                     self._opened()
                 else:
                     self.close_reason = f"WebSocket handshake refused: {_one_line(proto.handshake_exc)}"
@@ -383,6 +385,10 @@ class WsLink(asyncio.Protocol):
 
     # -- reading back-pressure -------------------------------------------------------------------------------
 
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
     def pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None and not self.transport.is_closing():
             self._reading_paused = True
@@ -425,3 +431,100 @@ def client_protocol(ws_url: str, max_size: int | None) -> ClientProtocol:
     from websockets.uri import parse_uri
 
     return ClientProtocol(parse_uri(ws_url), max_size=max_size, logger=_quiet)
+
+
+class Link(Protocol):
+    """What a BtpConnection needs from its WebSocket: WsLink, or AsyncioLink around websockets' asyncio API."""
+
+    on_message: Callable[[bytes], None]
+    on_text: Callable[[], None]
+    on_lost: Callable[[], None]
+    lost: asyncio.Future[None]
+    peer: str
+
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+    @property
+    def reading_paused(self) -> bool: ...
+    @property
+    def buffered(self) -> int: ...
+    def send(self, data: bytes) -> None: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def abort(self, reason: str = "") -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+class AsyncioLink:
+    """A connection from websockets' own asyncio API behind the same interface, for code that already holds one
+    (the fake peers in tests serve with ``websockets.asyncio.server.serve``). Not the fast path: one task reads,
+    one writes, in order."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.on_message: Callable[[bytes], None] = _ignore_message
+        self.on_text: Callable[[], None] = _ignore
+        self.on_lost: Callable[[], None] = _ignore
+        loop = asyncio.get_running_loop()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        addr = getattr(ws, "remote_address", None)
+        self.peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else "?"
+        self._out: deque[bytes] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._reader = loop.create_task(self._read())
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        transport: asyncio.Transport | None = getattr(self.ws, "transport", None)
+        return transport
+
+    @property
+    def reading_paused(self) -> bool:
+        return False
+
+    @property
+    def buffered(self) -> int:
+        return sum(map(len, self._out))
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                if isinstance(message, str):
+                    self.on_text()
+                else:
+                    self.on_message(bytes(message))
+        except Exception:  # closed, or a protocol error: either way the connection is gone
+            pass
+        finally:
+            if not self.lost.done():
+                self.lost.set_result(None)
+            self.on_lost()
+
+    def send(self, data: bytes) -> None:
+        if self.lost.done():
+            return
+        self._out.append(data)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._out:
+            try:
+                await self.ws.send(self._out.popleft())
+            except Exception:
+                self._out.clear()
+                return
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.lost.done():
+            asyncio.get_running_loop().create_task(self.ws.close(code, _close_reason(reason)))
+
+    def abort(self, reason: str = "") -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
