@@ -97,7 +97,8 @@ class MiniAccountsServer:
     async def start(self, host: str, port: int) -> None:
         raise_open_files_limit()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._new_link, host, port)
+        # A deeper accept queue than asyncio's 100: a burst of connections waits in it instead of being refused.
+        self._server = await loop.create_server(self._new_link, host, port, backlog=1024)
 
     @property
     def port(self) -> int:

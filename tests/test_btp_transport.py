@@ -279,3 +279,21 @@ async def test_a_connection_that_never_finishes_its_handshake_is_dropped(start_s
     assert await asyncio.wait_for(reader.read(), 5) == b""
     assert time.monotonic() - started < 2
     writer.close()
+
+
+async def test_the_raw_ilp_handler_gets_the_bytes_and_other_requests_the_frame(start_server) -> None:  # type: ignore[no-untyped-def]
+    async def frames(frame: btp.Message | btp.Transfer) -> list[btp.ProtocolData]:
+        return pd("other", b"frame handler")
+
+    async def raw(packet: bytes) -> bytes:
+        await asyncio.sleep(0)
+        return packet[::-1]
+
+    server = await start_server(frames)
+    conn = await client(server)
+    server.conns[0].ilp_handler = raw
+    assert await conn.request_ilp(b"abc", timeout=5) == b"cba"
+    # Only a Message whose one entry is ilp takes the raw path.
+    assert await conn.request((*pd("ilp", b"abc"), *pd("x", b""))) == tuple(pd("other", b"frame handler"))
+    assert await conn.transfer(5) == tuple(pd("other", b"frame handler"))
+    await conn.close()
