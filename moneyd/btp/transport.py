@@ -155,6 +155,7 @@ class WsLink(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         with contextlib.suppress(EOFError):
             self.proto.receive_eof()
+        self.is_open = False
         out = self.proto.data_to_send()
         if out:
             self._queue(out)
@@ -192,8 +193,8 @@ class WsLink(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         """Queue one binary message; it leaves with everything else queued in this loop iteration."""
-        if self.is_open:
-            proto = self.proto
+        proto = self.proto
+        if proto.state is State.OPEN:  # not is_open alone: an EOF read moves the protocol on first
             proto.send_binary(data)
             self._out += proto.data_to_send()
             if self._flush_handle is None:
@@ -321,7 +322,7 @@ class WsLink(asyncio.Protocol):
 
     def _keepalive(self) -> None:
         self._ping_timer = None
-        if not self.is_open:
+        if not self.is_open or self.proto.state is not State.OPEN:
             return
         if self._awaiting_pong:
             self.abort_noisy("keepalive", "%s: no pong within %.0fs; disconnected", self.label, self.limits.ping_interval)
@@ -363,7 +364,7 @@ class WsLink(asyncio.Protocol):
             return
         if self.transport.is_closing():
             self._arm_close_timer()  # closing already, maybe waiting for a peer that does not read: bound it
-        elif self.is_open:
+        elif self.is_open and self.proto.state is State.OPEN:
             self.is_open = False
             self.proto.send_close(code, _close_reason(reason))
             self._queue(self.proto.data_to_send())
