@@ -8,10 +8,12 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsClosed
 
@@ -297,3 +299,129 @@ async def test_the_raw_ilp_handler_gets_the_bytes_and_other_requests_the_frame(s
     assert await conn.request((*pd("ilp", b"abc"), *pd("x", b""))) == tuple(pd("other", b"frame handler"))
     assert await conn.transfer(5) == tuple(pd("other", b"frame handler"))
     await conn.close()
+
+
+async def test_keepalive_does_not_wait_behind_a_blocked_send(start_server) -> None:  # type: ignore[no-untyped-def]
+    # Unsent bytes far above the high-water mark, no stall deadline or cap in reach: the ping still goes out on
+    # time, and the missing pong ends the connection.
+    limits = LinkLimits(high_water=16 << 10, max_buffered=1 << 30, stall_timeout=60, ping_interval=0.4)
+    server = await start_server(None, limits)
+    conn = await client(server)
+    assert conn.link.transport is not None
+    conn.link.transport.pause_reading()
+    srv = server.conns[0]
+    for _ in range(150):
+        srv.send_raw(bytes(60 << 10))
+    await asyncio.sleep(0)
+    assert srv.link.buffered > 1 << 20
+    started = time.monotonic()
+    await asyncio.wait_for(srv.closed.wait(), 5)
+    assert time.monotonic() - started < 2
+
+
+class _FakeTransport(asyncio.Transport):
+    """Enough of a transport to drive a WsLink in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.written.extend(bytes(d) for d in data)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def _frame(opcode: int, fin: bool, payload: bytes) -> bytes:
+    """A masked client frame, serialized by hand so that invalid ones (fragmented control frames...) can be made."""
+    mask = b"\x0f\x1e\x2d\x3c"
+    assert len(payload) < 126
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes(((0x80 if fin else 0) | opcode, 0x80 | len(payload))) + mask + masked
+
+
+_btp_ish = st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda kind, rest: bytes((kind,)) + rest, st.sampled_from([1, 2, 6, 7, 9]), st.binary(max_size=40)),
+    st.just(btp.encode_frame(btp.Message(7, (btp.ProtocolData.octets("ilp", b"\x0c\x01\x00"),)))),
+)
+_frames = st.lists(
+    st.builds(_frame, st.sampled_from([0, 1, 2, 8, 9, 10]), st.booleans(), _btp_ish), max_size=10
+).map(b"".join)
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.lists(st.binary(max_size=64), max_size=12), _frames.flatmap(
+    lambda data: st.lists(st.integers(0, max(len(data), 1)), max_size=4).map(
+        lambda cuts: [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)], strict=True)])
+)), st.booleans())
+def test_any_bytes_after_the_handshake_never_raise_or_log_a_traceback(chunks: list[bytes], masked_frame_first: bool) -> None:
+    async def run() -> list[logging.LogRecord]:
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("moneyd").addHandler(handler)
+        try:
+            served: list[bytes] = []
+
+            async def echo(frame: btp.Message | btp.Transfer) -> list[btp.ProtocolData]:
+                return []
+
+            def on_open(link: WsLink) -> None:
+                conn = BtpConnection(link, echo, "fuzz", limits=BtpLimits(malformed_burst=3, malformed_per_second=0.0))
+                served.append(b"")
+                assert conn is not None
+
+            link = WsLink(server_protocol(1 << 16), on_open=on_open)
+            transport = _FakeTransport()
+            link.connection_made(transport)
+            link.data_received(UPGRADE)
+            await asyncio.sleep(0)  # writes leave once per loop iteration
+            assert served and transport.written[0].startswith(b"HTTP/1.1 101")
+            if masked_frame_first:  # one valid masked binary frame holding a BTP Message
+                payload = btp.encode_frame(btp.Message(1, ()))
+                link.data_received(bytes((0x82, 0x80 | len(payload))) + bytes(4) + payload)
+            for chunk in chunks:
+                if transport.closed:
+                    break
+                link.data_received(chunk)
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            link.connection_lost(None)
+            await asyncio.sleep(0)
+            return records
+        finally:
+            logging.getLogger("moneyd").removeHandler(handler)
+
+    records = asyncio.run(run())
+    assert not [r for r in records if r.exc_info or r.levelno >= logging.ERROR], [r.getMessage() for r in records]
