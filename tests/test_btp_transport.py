@@ -127,6 +127,8 @@ async def test_timeouts_and_error_frames(start_server) -> None:  # type: ignore[
             raise ValueError("bad field")
         if what == "bug":
             raise KeyError("oops")
+        if what == "junk":
+            return None  # type: ignore[return-value]
         return []
 
     server = await start_server(handler)
@@ -141,6 +143,8 @@ async def test_timeouts_and_error_frames(start_server) -> None:  # type: ignore[
         await conn.request(pd("invalid", b""))
     with pytest.raises(BtpPeerError, match="T00 UnreachableError: internal error: KeyError"):
         await conn.request(pd("bug", b""))
+    with pytest.raises(BtpPeerError, match="T00 UnreachableError: internal error: TypeError"):
+        await conn.request(pd("junk", b""))
     assert not conn._pending
     # Closing fails what is still waiting, at once.
     pending = asyncio.create_task(conn.request(pd("never", b""), timeout=30))

@@ -405,14 +405,19 @@ class BtpConnection:
             self._drain()
 
     def _answer(self, request_id: int, result: Any, raw_ilp: bool) -> None:
-        if raw_ilp:
-            self.link.send(ilp_frame(btp.TYPE_RESPONSE, request_id, result))
+        try:
+            if raw_ilp:
+                data = ilp_frame(btp.TYPE_RESPONSE, request_id, result)
+            else:
+                pd = tuple(result)
+                if len(pd) == 1 and pd[0].protocol_name == "ilp" and pd[0].content_type == 0:
+                    data = ilp_frame(btp.TYPE_RESPONSE, request_id, pd[0].data)
+                else:
+                    data = btp.encode_frame(btp.Response(request_id, pd))
+        except Exception as e:  # a handler returned something that is not protocolData: still answer the peer
+            self._answer_error(request_id, e)
             return
-        pd = tuple(result)
-        if len(pd) == 1 and pd[0].protocol_name == "ilp" and pd[0].content_type == 0:
-            self.link.send(ilp_frame(btp.TYPE_RESPONSE, request_id, pd[0].data))
-        else:
-            self.link.send(btp.encode_frame(btp.Response(request_id, pd)))
+        self.link.send(data)
 
     def _answer_error(self, request_id: int, e: Exception) -> None:
         if isinstance(e, RequestRefused):
