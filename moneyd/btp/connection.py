@@ -32,7 +32,7 @@ from ..logutil import RateLimitedLog
 from ..wire import btp, ilp
 from ..wire.btp import ContentType, ProtocolData
 from ..wire.errors import CodecError
-from .transport import DEFAULT_LIMITS, AsyncioLink, Link, LinkLimits, WsLink, client_protocol
+from .transport import CLIENT_LIMITS, AsyncioLink, Link, LinkLimits, WsLink, client_protocol
 
 log = logging.getLogger(__name__)
 limited = RateLimitedLog(log)
@@ -501,7 +501,7 @@ def auth_protocol_data(username: str, token: str) -> list[ProtocolData]:
 
 
 async def open_link(ws_url: str, *, timeout: float = 10.0, max_size: int | None = 2**20, label: str = "btp",
-                    limits: LinkLimits = DEFAULT_LIMITS) -> WsLink:
+                    limits: LinkLimits = CLIENT_LIMITS) -> WsLink:
     """Open a WebSocket client connection (TCP, TLS for wss://, the opening handshake) within ``timeout``."""
     proto = client_protocol(ws_url, max_size)
     wsuri = proto.uri

@@ -57,6 +57,8 @@ class LinkLimits:
 
 
 DEFAULT_LIMITS = LinkLimits()
+# A client's peer is its parent connector, maybe across the internet: more room before a slow link counts as stuck.
+CLIENT_LIMITS = LinkLimits(max_buffered=16 << 20, buffer_grace=5.0, stall_timeout=30.0)
 
 
 def _ignore_message(data: bytes) -> None:
