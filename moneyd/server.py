@@ -17,13 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed as WsClosed
+from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from .btp import ilplink
-from .btp.connection import BtpConnection, error_frame
+from .btp.connection import BtpConnection, ConnectionClosed, error_frame
+from .btp.transport import Link, LinkLimits, WsLink, server_protocol
 from .handlers import IncomingHandler
+from .logutil import RateLimitedLog
 from .store import Store
 from .wire import btp
 from .wire.address import is_valid_segment
@@ -32,9 +34,13 @@ from .wire.errors import CodecError
 from .wire.ilp import ErrorCode, Prepare, Reject, Reply
 
 log = logging.getLogger(__name__)
+limited = RateLimitedLog(log)
 
 AUTH_TIMEOUT = 10.0
 MAX_MESSAGE_SIZE = 1 << 20  # an ILP packet is at most 32 KiB of data; 1 MiB leaves room for any sub-protocol
+# Connections between TCP accept and a successful BTP auth. Beyond this the oldest is dropped: a flood of half-open
+# connections then only churns itself, while a real app gets through its handshake in milliseconds.
+MAX_HANDSHAKES = 256
 
 EXTENSION_ORIGIN = re.compile(r"\A(?:chrome-extension|moz-extension|safari-web-extension)://")
 
@@ -81,41 +87,74 @@ class MiniAccountsServer:
         self.on_account_connected = on_account_connected
         self.on_account_disconnected = on_account_disconnected
         self.accounts: dict[str, _Account] = {}
-        self._server: Server | None = None
+        self.link_limits = LinkLimits(max_message=MAX_MESSAGE_SIZE)
+        self.max_handshakes = MAX_HANDSHAKES
+        self._server: asyncio.Server | None = None
+        self._handshaking: dict[Link, None] = {}  # insertion-ordered: the oldest first
+        self._handlers: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await serve(
-            self._handle,
-            host,
-            port,
-            process_request=self._check_origin,
-            max_size=MAX_MESSAGE_SIZE,
-            compression=None,
-            ping_interval=20,
-            ping_timeout=20,
-        )
+        raise_open_files_limit()
+        loop = asyncio.get_running_loop()
+        # A deeper accept queue than asyncio's 100: a burst of connections waits in it instead of being refused.
+        self._server = await loop.create_server(self._new_link, host, port, backlog=1024)
 
     @property
     def port(self) -> int:
         assert self._server is not None
-        sock = next(iter(self._server.sockets))
-        port: int = sock.getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
         return port
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+        if self._server is None:
+            return
+        self._server.close()
+        for link in list(self._handshaking):
+            link.abort("moneyd is stopping")
+        conns = [conn for acct in self.accounts.values() for conn in acct.sockets]
+        await asyncio.gather(*(conn.close(1001, "moneyd is stopping") for conn in conns), return_exceptions=True)
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 5)
 
-    def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
-        origin = request.headers.get("Origin")
+    def _new_link(self) -> WsLink:
+        return WsLink(
+            server_protocol(self.link_limits.max_message),
+            label="app",
+            limits=self.link_limits,
+            check_request=self._check_origin,
+            on_open=self._opened,
+            on_connect=self._connected,
+        )
+
+    def _connected(self, link: WsLink) -> None:
+        self._handshaking[link] = None
+        link.lost.add_done_callback(lambda _: self._handshaking.pop(link, None))
+        if len(self._handshaking) > self.max_handshakes:
+            oldest = next(iter(self._handshaking))
+            limited.warning("handshakes", "more than %d connections are in their handshake; dropping the oldest", self.max_handshakes)
+            self._handshaking.pop(oldest, None)
+            oldest.abort("too many handshakes in progress")
+
+    def _opened(self, link: WsLink) -> None:
+        conn = BtpConnection(link, None, label=f"app at {link.peer}", hold=True)
+        task = asyncio.get_running_loop().create_task(self._handle(conn))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    def _check_origin(self, proto: ServerProtocol, request: Request) -> Response | None:
+        try:
+            origin = request.headers.get("Origin")
+        except MultipleValuesError:
+            limited.info("origin-multiple", "refused a WebSocket handshake with more than one Origin header")
+            return proto.reject(HTTPStatus.BAD_REQUEST, "more than one Origin header\n")
         if self.origin_policy.permits(origin):
             return None
-        log.warning("refused a connection from browser origin %s (see --allow-origin)", origin)
-        return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n")
+        limited.warning("origin", "refused a connection from browser origin %s (see --allow-origin)", (origin or "")[:100])
+        return proto.reject(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n")
 
     # -- sending to apps -------------------------------------------------------------------------------------
 
@@ -143,22 +182,27 @@ class MiniAccountsServer:
 
     # -- one connection --------------------------------------------------------------------------------------
 
-    async def _handle(self, ws: ServerConnection) -> None:
-        peer = f"{ws.remote_address[0]}:{ws.remote_address[1]}" if ws.remote_address else "?"
+    async def _handle(self, conn: BtpConnection) -> None:
+        peer = conn.link.peer
         try:
-            account = await asyncio.wait_for(self._authenticate(ws), AUTH_TIMEOUT)
-        except (TimeoutError, WsClosed):
+            account = await asyncio.wait_for(self._authenticate(conn), AUTH_TIMEOUT)
+        except (TimeoutError, ConnectionClosed):
+            limited.info("auth-timeout", "app at %s sent no auth within %.0fs or left", peer, AUTH_TIMEOUT)
+            await conn.close(1008, "no auth")
             return
         except _AuthFailed as e:
-            log.info("app at %s refused: %s", peer, e)
-            with contextlib.suppress(Exception):
-                await ws.close(1008, str(e)[:100])
+            limited.info("auth-refused", "app at %s refused: %s", peer, e)
+            await conn.close(1008, str(e))
             return
-        conn = BtpConnection(ws, lambda frame: self._on_request(account, frame), label=f"app {account}")
+        finally:
+            self._handshaking.pop(conn.link, None)
+        conn.label = f"app {account}"
+        conn.handler = lambda frame: self._on_request(account, frame)
         acct = self.accounts.setdefault(account, _Account())
         acct.sockets.append(conn)
         if self.on_account_connected is not None:
             self.on_account_connected(account)
+        conn.serve()
         try:
             await conn.run()
         finally:
@@ -169,16 +213,14 @@ class MiniAccountsServer:
                 if self.on_account_disconnected is not None:
                     self.on_account_disconnected(account)
 
-    async def _authenticate(self, ws: ServerConnection) -> str:
-        raw = await ws.recv()
+    async def _authenticate(self, conn: BtpConnection) -> str:
+        raw = await conn.recv()
         request_id = int.from_bytes(raw[1:5], "big") if isinstance(raw, bytes) and len(raw) >= 5 else 0
         try:
             if not isinstance(raw, bytes):
                 raise _AuthFailed("the first message must be a binary BTP frame")
             try:
                 frame = btp.decode_frame(raw)
-            except TimeoutError:
-                raise  # the route layer turns it into R00
             except CodecError as e:
                 raise _AuthFailed(f"malformed auth frame: {e}") from None
             if not isinstance(frame, btp.Message) or not frame.protocol_data:
@@ -198,10 +240,9 @@ class MiniAccountsServer:
             if not await asyncio.to_thread(self.store.bind_token, account, token_hash):
                 raise _AuthFailed(f"incorrect token for account {account}")
         except _AuthFailed as e:
-            with contextlib.suppress(Exception):
-                await ws.send(btp.encode_frame(error_frame(request_id, "F00", "NotAcceptedError", str(e))))
+            conn.send_raw(btp.encode_frame(error_frame(request_id, "F00", "NotAcceptedError", str(e))))
             raise
-        await ws.send(btp.encode_frame(btp.Response(request_id, ())))
+        conn.send_raw(btp.encode_frame(btp.Response(request_id, ())))
         return account
 
     async def _on_request(self, account: str, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
@@ -213,5 +254,22 @@ class MiniAccountsServer:
 
 class _AuthFailed(Exception):
     pass
+
+
+def raise_open_files_limit() -> None:
+    """Raise the open-files soft limit to the hard limit: each app holds a socket, and at the usual 1024 a burst
+    of half-open connections would keep real apps out."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 1 << 20) if soft != resource.RLIM_INFINITY else soft
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    except (ValueError, OSError) as e:
+        log.debug("could not raise the open-files limit: %s", e)
 
 

@@ -258,7 +258,7 @@ def test_log_format_json_and_no_library_lines(tmp_path: Path) -> None:
     docs = [json.loads(line) for line in lines]  # every line is JSON
     assert any("evil.example" in d["message"] and d["logger"] == "moneyd.server" for d in docs), docs
     assert all(d["logger"].startswith("moneyd") for d in docs), docs
-    assert "Traceback" not in err and "handshake" not in err, err
+    assert "Traceback" not in err and "opening handshake failed" not in err, err  # websockets' own line
 
 
 def test_bad_log_options_are_clear_errors(tmp_path: Path) -> None:

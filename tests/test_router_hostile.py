@@ -58,7 +58,7 @@ async def test_malformed_frames_get_btp_errors(router: Router) -> None:
             await ws.recv()
     conn, _reader, _ = await app(router, "", "tok")
     # After auth: a broken frame gets F01 on its request id; an ilp entry that is not a Prepare too.
-    await conn.ws.send(b"\x06\x00\x00\x00\x07\x03\x01\x01")
+    conn.send_raw(b"\x06\x00\x00\x00\x07\x03\x01\x01")
     bad_pd = [btp.ProtocolData.octets("ilp", b"\x0c\x01\x00")]
     with pytest.raises(BtpPeerError, match="F01"):
         await conn.request(bad_pd)
@@ -91,7 +91,7 @@ async def test_bad_account_names_and_missing_token(router: Router) -> None:
 
 async def test_oversize_message_closes_only_that_socket(router: Router) -> None:
     conn, reader, _ = await app(router, "", "big")
-    await conn.ws.send(b"\x06" + bytes(2 << 20))
+    conn.send_raw(b"\x06" + bytes(2 << 20))
     await asyncio.wait_for(reader, 5)  # the router closed it (1009 message too big)
     await assert_still_serving(router)
 
