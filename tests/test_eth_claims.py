@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import eth_keys
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_keys.constants import SECPK1_N
 from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,8 +29,10 @@ from uplinks.eth.claims import (
     ZERO_ADDRESS,
     ChannelState,
     Claim,
+    as_signer,
     parse_address,
     parse_claim,
+    payment_digest,
     recover_signer,
     sign_claim,
     units_to_wei,
@@ -124,6 +130,46 @@ def test_claim_json_is_the_js_shape() -> None:
     assert claim.signature[64] in (27, 28) and text.count('"signature":"0x') == 1
     assert parse_claim(text) == claim == parse_claim(claim.to_json())
     assert recover_signer(claim) == SENDER == claim.signer
+
+
+def test_claims_are_signed_and_recovered_on_libsecp256k1() -> None:
+    # coincurve is a dependency: eth-keys (under eth-account and web3) takes it as its backend by itself.
+    assert type(eth_keys.KeyAPI().backend).__name__ == "CoinCurveECCBackend"
+    assert type(as_signer(SENDER_KEY)).__module__ == "uplinks.eth._ecc"
+
+
+@given(st.integers(min_value=0, max_value=2**256 - 1), st.binary(min_size=32, max_size=32))
+@settings(max_examples=60, deadline=None)
+def test_the_fast_path_agrees_with_eth_account_to_the_byte(value: int, cid: bytes) -> None:
+    """Our signatures are eth-account's personal_sign to the byte, and recovery agrees with its recover_message."""
+    digest = payment_digest(CONTRACT, cid, value)
+    theirs = bytes(Account.from_key(SENDER_KEY).sign_message(encode_defunct(primitive=digest)).signature)
+    ours = sign_claim(SENDER_KEY, CONTRACT, cid, value)
+    assert ours.signature == theirs
+    assert recover_signer(ours) == SENDER == Account.recover_message(encode_defunct(primitive=digest), signature=theirs)
+    # The other s of the same signature (s -> n - s, v flipped) also recovers to the sender, as the contract's
+    # ecrecover and eth-account both accept it.
+    s = int.from_bytes(theirs[32:64], "big")
+    twin = theirs[:32] + (SECPK1_N - s).to_bytes(32, "big") + bytes((55 - theirs[64],))
+    assert recover_signer(Claim(cid, value, twin, CONTRACT)) == SENDER
+
+
+def test_malformed_signatures_recover_to_nothing() -> None:
+    good = sign_claim(SENDER_KEY, CONTRACT, CID, 5).signature
+    r_s_v = [
+        bytes(32) + good[32:],  # r = 0
+        good[:32] + bytes(32) + good[64:],  # s = 0
+        SECPK1_N.to_bytes(32, "big") + good[32:],  # r = n
+        good[:32] + (2**256 - 1).to_bytes(32, "big") + good[64:],  # s above n
+        good[:64] + b"\x00",  # v 0/1 is not what personal_sign produces
+        good[:64] + b"\x1d",
+        good[:64],
+        b"\xff" * 64 + b"\x1b",  # r beyond the field: no point
+    ]
+    for sig in r_s_v:
+        assert recover_signer(Claim(CID, 5, sig, CONTRACT)) is None, sig.hex()
+    # x = 5 is no point of the curve (5³ + 7 = 132 is not a square mod p): recovery finds nothing.
+    assert recover_signer(Claim(CID, 5, (5).to_bytes(32, "big") + good[32:], CONTRACT)) is None
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from .claims import (
     ChannelState,
     Claim,
     as_account,
+    as_signer,
     channel_id_hex,
     parse_address,
     parse_channel_id,
@@ -61,6 +62,7 @@ class ClaimBook:
         min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD,
     ) -> None:
         self._account = as_account(key)
+        self._signer = as_signer(self._account)  # one libsecp256k1 key object, not one per claim
         self.address: str = self._account.address
         self.contract = parse_address(contract, "contract")
         self.min_incoming_dispute_period = min_incoming_dispute_period
@@ -79,7 +81,7 @@ class ClaimBook:
         if self.outgoing is not None:
             raise ProtocolError(f"channel {channel_id_hex(self.outgoing.channel_id)} is still open")
         self.outgoing = OutgoingChannel(channel_id, parse_address(receiver, "receiver"), value, 0)
-        self.last_sent = sign_claim(self._account, self.contract, channel_id, 0)
+        self.last_sent = sign_claim(self._signer, self.contract, channel_id, 0)
         return self.last_sent
 
     def deposited(self, value: int) -> None:
@@ -105,7 +107,7 @@ class ClaimBook:
                 f"paying {units} units ({wei} wei) needs more than the {ch.remaining} wei left in our channel"
             )
         self.outgoing = replace(ch, spent=ch.spent + wei)
-        self.last_sent = sign_claim(self._account, self.contract, ch.channel_id, ch.spent + wei)
+        self.last_sent = sign_claim(self._signer, self.contract, ch.channel_id, ch.spent + wei)
         self.paid += units
         return self.last_sent
 
