@@ -27,6 +27,7 @@ from uplinks.eth.chain import resolve_contract
 from uplinks.eth.claims import (
     MIN_DISPUTE_PERIOD,
     ZERO_ADDRESS,
+    ChannelFacts,
     ChannelState,
     Claim,
     as_signer,
@@ -170,6 +171,26 @@ def test_malformed_signatures_recover_to_nothing() -> None:
         assert recover_signer(Claim(CID, 5, sig, CONTRACT)) is None, sig.hex()
     # x = 5 is no point of the curve (5³ + 7 = 132 is not a square mod p): recovery finds nothing.
     assert recover_signer(Claim(CID, 5, (5).to_bytes(32, "big") + good[32:], CONTRACT)) is None
+
+
+def test_channel_facts_are_reused_only_within_value_age_and_while_open() -> None:
+    facts = ChannelFacts(max_age=5.0)
+    claim = sign_claim(SENDER_KEY, CONTRACT, CID, 5 * GWEI)
+    assert facts.fresh_for(claim, 100.0) is None  # nothing read yet
+    facts.remember(channel(value=5 * GWEI), 100.0)
+    assert facts.fresh_for(claim, 100.0) == channel(value=5 * GWEI) == facts.fresh_for(claim, 105.0)
+    assert facts.fresh_for(claim, 105.01) is None  # too old
+    assert facts.fresh_for(claim, 99.0) is None  # a clock that went back is no proof of freshness
+    above = sign_claim(SENDER_KEY, CONTRACT, CID, 5 * GWEI + 1)
+    assert facts.fresh_for(above, 101.0) is None  # above the value read: maybe a deposit, maybe a lie
+    other = sign_claim(SENDER_KEY, CONTRACT, b"\x07" * 32, GWEI)
+    assert facts.fresh_for(other, 101.0) is None
+    for state in (channel(settling_until=77), channel(sender=ZERO_ADDRESS)):
+        facts.remember(state, 100.0)
+        assert facts.fresh_for(claim, 100.0) is None  # settling or gone: always read again
+    facts.remember(channel(), 100.0)
+    facts.forget()
+    assert facts.fresh_for(claim, 100.0) is None
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from tests.jsnode import NodeProcess, NodeRunner, free_port
 from uplinks.eth import messages
 from uplinks.eth.book import ClaimBook
 from uplinks.eth.chain import EthChain
-from uplinks.eth.claims import Claim, channel_id_hex, sign_claim
+from uplinks.eth.claims import ChannelState, Claim, channel_id_hex, sign_claim
 from uplinks.eth.uplink import NAMESPACE, EthUplink, UplinkState, state_key
 
 ETH = 10**18
@@ -520,6 +520,56 @@ async def test_hostile_parent_claims_are_refused_and_nothing_moves(
             # And a new channel of the parent's links afterwards.
             assert await hp.send(claim(second, 0)) == ("ok", "")
             assert await hp.send(messages.request_close()) == ("ok", "")  # nothing worth claiming yet: no-op
+        finally:
+            await router.stop()
+            await stranger.close()
+            store.close()
+
+
+async def test_a_run_of_claims_reads_the_parents_channel_once(ganache: Ganache, tmp_path: Path) -> None:
+    """Claims within the value last read are checked without a chain call each (claims.ChannelFacts); a claim
+    above it, a channelDeposit message, or a read older than the max age goes back to the chain."""
+    us_addr, stranger_addr = ganache.addresses[US], ganache.addresses[STRANGER]
+    stranger = await EthChain.connect(ganache.url, ganache.keys[STRANGER], ganache.contract_address)
+    store = Store(tmp_path / "moneyd.sqlite")
+    async with HostileParent(stranger_addr) as hp:
+        uplink = uplink_for(ganache, store, hp.port, channel_amount=ETH // 100, claim_attempts=2,
+                            claim_retry_delay=0.05, channel_facts_max_age=1.0)
+        router = await start_router(tmp_path, uplink, store)
+        try:
+            good, _ = await stranger.open_channel(us_addr, ETH // 100)
+            assert uplink.chain is not None
+            reads: list[bytes] = []
+            read_channel = uplink.chain.channel
+
+            async def counted(cid: bytes) -> ChannelState:
+                reads.append(cid)
+                return await read_channel(cid)
+
+            uplink.chain.channel = counted  # type: ignore[method-assign]  # the real read, counted
+
+            def claim(gwei: int) -> ProtocolData:
+                return messages.machinomy(sign_claim(ganache.keys[STRANGER], ganache.contract_address, good, gwei * GWEI))
+
+            for gwei in range(0, 10_000_000, 1_000_000):
+                assert await hp.send(claim(gwei)) == ("ok", "")
+            assert reads == [good] and uplink.book.received == 9_000_000
+            kind, text = await hp.send(claim(10_000_001))  # above the 0.01 ETH read: read again (each attempt)
+            assert kind == "error" and "(above_value)" in text and reads == [good] * 3
+            await stranger.deposit(good, ETH // 100)
+            assert await hp.send(claim(10_000_001)) == ("ok", "")
+            assert len(reads) == 4
+            assert await hp.send(messages.channel_deposit()) == ("ok", "")
+            assert await hp.send(claim(10_000_002)) == ("ok", "")
+            assert len(reads) == 5
+            # The parent starts settling: once the last read is older than the max age, claims see it.
+            await stranger.start_settling(good)
+            await asyncio.sleep(1.2)
+            kind, text = await hp.send(claim(10_000_003))
+            assert kind == "error" and "(settling)" in text and len(reads) == 6
+            kind, text = await hp.send(claim(10_000_004))  # a read that showed settling is never reused
+            assert kind == "error" and "(settling)" in text and len(reads) == 7
+            assert uplink.book.received == 10_000_002
         finally:
             await router.stop()
             await stranger.close()

@@ -264,3 +264,41 @@ def verify_claim(
         raise ClaimRejected("not_increasing", f"claim for {claim.value} wei does not exceed the best {best}")
     return claim.value - (best or 0)
 
+
+@dataclass(slots=True)
+class ChannelFacts:
+    """The last chain read of the channel that pays us, reused to check the next claims on it without a chain call.
+
+    What the Unidirectional contract lets change while a channel exists: its value only grows (``deposit``), and
+    only its sender can start settling it, after which nobody but us can close it (``settle``) for the whole
+    dispute period; closing it early (``claim``) is ours alone. Sender, receiver and dispute period never change.
+    So a read stays good for a claim of at most the value it showed, for ``max_age`` seconds: a claim above that
+    value, an older read, or a read that showed the channel settling or gone goes back to the chain. A claim taken
+    in the window after the parent started settling is still ours to claim for the days of the dispute period,
+    and the uplink's watcher claims when it sees the settling. The caller forgets the read whenever it closes
+    or drops the channel itself.
+    """
+
+    max_age: float
+    state: ChannelState | None = None
+    read_at: float = 0.0
+
+    def fresh_for(self, claim: Claim, now: float) -> ChannelState | None:
+        """The remembered read if it is good for checking ``claim`` at ``now``, else None (read the chain)."""
+        st = self.state
+        if (
+            st is None
+            or st.channel_id != claim.channel_id
+            or not 0 <= now - self.read_at <= self.max_age
+            or not st.exists
+            or st.is_settling
+            or claim.value > st.value
+        ):
+            return None
+        return st
+
+    def remember(self, state: ChannelState, now: float) -> None:
+        self.state, self.read_at = state, now
+
+    def forget(self) -> None:
+        self.state = None
