@@ -177,6 +177,7 @@ class EthUplink(BtpUplink):
         self._channel_lock = asyncio.Lock()
         self._incoming_lock = asyncio.Lock()
         self._incoming_facts = ChannelFacts(channel_facts_max_age)
+        self._batch: asyncio.Future[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._topup_task: asyncio.Task[None] | None = None
         self._topup_retry_at = 0.0
@@ -191,6 +192,28 @@ class EthUplink(BtpUplink):
     def _persist(self) -> None:
         assert self.state is not None
         self.state.save(self.store, self.key)
+
+    async def _persist_batched(self) -> None:
+        """``_persist`` shared by every Prepare that changed the book in this turn of the event loop: returns once
+        a commit made after the caller's change is durable, so many packets in flight cost one fsync, not one each.
+        The commit is the same synchronous write as ``_persist``, so writes stay in order (never an older state
+        over a newer one)."""
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = loop.create_future()
+            loop.call_soon(self._commit_batch)  # after the callbacks already scheduled in this turn
+        await asyncio.shield(self._batch)  # one waiter cancelled (its Prepare expired) must not cancel the rest
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        assert batch is not None
+        try:
+            self._persist()
+        except Exception as e:  # every waiter gets the failure (nothing of theirs leaves)
+            batch.set_exception(e)
+            batch.exception()  # retrieved: no "never retrieved" warning when all waiters are gone
+        else:
+            batch.set_result(None)
 
     # -- connecting -------------------------------------------------------------------------------------------
 
@@ -347,13 +370,13 @@ class EthUplink(BtpUplink):
         if amount > 0:
             # Durable before the claim or the Prepare leaves: after a crash we never sign below what the parent
             # holds, nor count on credit it has already charged (what is in flight counts as charged).
-            self._persist()
+            await self._persist_batched()
         if claim is not None:
             try:
                 await conn.request([messages.machinomy(claim)], timeout=min(timeout, 30.0))
             except (ConnectionClosed, BtpPeerError, TimeoutError) as e:
                 self.book.rejected(amount)
-                self._persist()
+                await self._persist_batched()
                 return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, f"the parent did not take our claim: {e or type(e).__name__}")
             self._maybe_topup()
         try:
@@ -363,7 +386,7 @@ class EthUplink(BtpUplink):
         if isinstance(reply, Reject):
             # The server credits a rejected Prepare back; so do we.
             self.book.rejected(amount)
-            self._persist()
+            await self._persist_batched()
             if reply.code == ErrorCode.T04_INSUFFICIENT_LIQUIDITY and self.book.last_sent is not None:
                 self._spawn(self._resend_last_claim())  # as the JS plugin does: the parent may have missed one
         return reply
