@@ -343,14 +343,33 @@ class PrefundMachine(RuleBasedStateMachine):
         self.in_flight: list[int] = []
         self.fulfilled = 0
         self.value = 1000 * GWEI
+        self.unsigned = False  # a reserve promised more than the last claim signed
+        self.sent = 0  # the value of the last claim handed out to send
 
-    @rule(amount=st.integers(0, 300))
-    def prepare(self, amount: int) -> None:
+    @rule(amount=st.integers(0, 300), sign_now=st.booleans())
+    def prepare(self, amount: int, sign_now: bool) -> None:
         try:
-            self.book.prepare(amount)
+            if sign_now:
+                claim = self.book.prepare(amount)
+                if claim is not None:
+                    self.unsigned = False
+                    assert claim.value > self.sent
+                    self.sent = claim.value
+            elif self.book.reserve(amount):
+                self.unsigned = True
         except InsufficientCapacity:
             return
         self.in_flight.append(amount)
+
+    @rule()
+    def sign(self) -> None:
+        """What the uplink does once per batch of reserves: one claim covers them all."""
+        claim = self.book.sign_promised()
+        assert (claim is not None) == self.unsigned
+        if claim is not None:
+            assert claim.value > self.sent
+            self.sent = claim.value
+        self.unsigned = False
 
     @rule(fulfil=st.booleans())
     def reply(self, fulfil: bool) -> None:
@@ -375,8 +394,8 @@ class PrefundMachine(RuleBasedStateMachine):
         book = self.book
         assert book.charged == self.fulfilled + sum(self.in_flight) <= book.paid  # the server never goes over 0
         assert book.outgoing is not None and book.outgoing.spent == book.paid * GWEI <= book.outgoing.value
-        if book.paid:
-            assert book.last_sent is not None and book.last_sent.value == book.outgoing.spent
+        if book.paid and not self.unsigned:
+            assert book.last_sent is not None and book.last_sent.value == book.outgoing.spent == self.sent
             assert recover_signer(book.last_sent) == SENDER
 
 

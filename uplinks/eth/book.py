@@ -98,6 +98,12 @@ class ClaimBook:
 
     def pay(self, units: int) -> Claim:
         """Sign a claim adding ``units`` to what our channel promises the parent."""
+        self._promise(units)
+        claim = self.sign_promised()
+        assert claim is not None
+        return claim
+
+    def _promise(self, units: int) -> None:
         if units <= 0:
             raise ValueError(f"payment must be positive, got {units}")
         ch = self._our_channel()
@@ -107,22 +113,37 @@ class ClaimBook:
                 f"paying {units} units ({wei} wei) needs more than the {ch.remaining} wei left in our channel"
             )
         self.outgoing = replace(ch, spent=ch.spent + wei)
-        self.last_sent = sign_claim(self._signer, self.contract, ch.channel_id, ch.spent + wei)
         self.paid += units
+
+    def sign_promised(self) -> Claim | None:
+        """The claim for everything our channel promises so far, when the last one signed does not cover it yet
+        (claims are cumulative: one covers every ``reserve`` before it); None when there is nothing new."""
+        ch = self.outgoing
+        last = self.last_sent
+        if ch is None or (last is not None and last.channel_id == ch.channel_id and last.value == ch.spent):
+            return None
+        self.last_sent = sign_claim(self._signer, self.contract, ch.channel_id, ch.spent)
         return self.last_sent
 
     def credit(self) -> int:
         """Base units the parent holds from our claims and has not charged for a Prepare yet."""
         return self.paid - self.charged
 
-    def prepare(self, amount: int) -> Claim | None:
-        """Account for a Prepare of ``amount`` we are about to send; the claim to send first, if any."""
+    def reserve(self, amount: int) -> bool:
+        """Account for a Prepare of ``amount`` we are about to send, promising what the credit does not cover;
+        True when a claim must reach the parent first. Signing waits for ``sign_promised``, so Prepares sent
+        together cost one signature and one claim message."""
         if amount < 0:
             raise ValueError(f"negative Prepare amount {amount}")
         shortfall = amount - self.credit()
-        claim = self.pay(shortfall) if shortfall > 0 else None
+        if shortfall > 0:
+            self._promise(shortfall)
         self.charged += amount
-        return claim
+        return shortfall > 0
+
+    def prepare(self, amount: int) -> Claim | None:
+        """``reserve`` and sign at once: the claim to send before the Prepare, if any."""
+        return self.sign_promised() if self.reserve(amount) else None
 
     def rejected(self, amount: int) -> None:
         """The parent rejected our Prepare of ``amount``: it credits the amount back."""

@@ -44,6 +44,7 @@ from .claims import (
     MIN_DISPUTE_PERIOD,
     WEI_PER_UNIT,
     ChannelFacts,
+    Claim,
     as_account,
     channel_id_hex,
     parse_channel_id,
@@ -126,6 +127,15 @@ class UplinkState:
         store.put(NAMESPACE, key, self.to_json())
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Prepares whose book changes share one commit (and one claim, when they need one)."""
+
+    committed: asyncio.Future[None]
+    claim: Claim | None = None
+    sent: asyncio.Task[tuple[ProtocolData, ...]] | None = None
+
+
 class EthUplink(BtpUplink):
     """moneyd's uplink to a parent running ilp-plugin-ethereum (server role)."""
 
@@ -177,7 +187,7 @@ class EthUplink(BtpUplink):
         self._channel_lock = asyncio.Lock()
         self._incoming_lock = asyncio.Lock()
         self._incoming_facts = ChannelFacts(channel_facts_max_age)
-        self._batch: asyncio.Future[None] | None = None
+        self._batch: _Batch | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._topup_task: asyncio.Task[None] | None = None
         self._topup_retry_at = 0.0
@@ -193,27 +203,42 @@ class EthUplink(BtpUplink):
         assert self.state is not None
         self.state.save(self.store, self.key)
 
-    async def _persist_batched(self) -> None:
+    async def _persist_batched(self) -> _Batch:
         """``_persist`` shared by every Prepare that changed the book in this turn of the event loop: returns once
         a commit made after the caller's change is durable, so many packets in flight cost one fsync, not one each.
-        The commit is the same synchronous write as ``_persist``, so writes stay in order (never an older state
-        over a newer one)."""
-        if self._batch is None:
+        The commit signs first one claim for all the batch's reserves (claims are cumulative), so they cost one
+        signature and one claim message too. The commit is the same synchronous write as ``_persist``, so writes
+        stay in order (never an older state over a newer one)."""
+        batch = self._batch
+        if batch is None:
             loop = asyncio.get_running_loop()
-            self._batch = loop.create_future()
+            batch = self._batch = _Batch(loop.create_future())
             loop.call_soon(self._commit_batch)  # after the callbacks already scheduled in this turn
-        await asyncio.shield(self._batch)  # one waiter cancelled (its Prepare expired) must not cancel the rest
+        await asyncio.shield(batch.committed)  # one waiter cancelled (its Prepare expired) must not cancel the rest
+        return batch
 
     def _commit_batch(self) -> None:
         batch, self._batch = self._batch, None
         assert batch is not None
         try:
+            batch.claim = self.book.sign_promised()
             self._persist()
         except Exception as e:  # every waiter gets the failure (nothing of theirs leaves)
-            batch.set_exception(e)
-            batch.exception()  # retrieved: no "never retrieved" warning when all waiters are gone
+            batch.committed.set_exception(e)
+            batch.committed.exception()  # retrieved: no "never retrieved" warning when all waiters are gone
         else:
-            batch.set_result(None)
+            batch.committed.set_result(None)
+
+    async def _send_batch_claim(self, conn: BtpConnection, batch: _Batch, timeout: float) -> None:
+        """The batch's claim at the parent (sent once, for every Prepare of the batch that needs it)."""
+        claim = batch.claim
+        if claim is None:  # our channel closed or changed before the batch was signed
+            raise ConnectionClosed("our channel to the parent closed")
+        sent = batch.sent
+        if sent is None:
+            sent = batch.sent = asyncio.create_task(conn.request([messages.machinomy(claim)], timeout=min(timeout, 30.0)))
+            sent.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, whoever still waits
+        await asyncio.shield(sent)
 
     # -- connecting -------------------------------------------------------------------------------------------
 
@@ -358,22 +383,22 @@ class EthUplink(BtpUplink):
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the parent is unreachable; moneyd is reconnecting")
         amount = prepare.amount
         try:
-            claim = self.book.prepare(amount)
+            needs_claim = self.book.reserve(amount)
         except InsufficientCapacity:
             await self._refresh_outgoing()
             try:
-                claim = self.book.prepare(amount)
+                needs_claim = self.book.reserve(amount)
             except InsufficientCapacity as e:
                 self._maybe_topup()
                 return self._too_large(amount, str(e))
         timeout = max(0.0, (prepare.expires_at - datetime.now(UTC)).total_seconds())
-        if amount > 0:
+        if amount > 0 or needs_claim:
             # Durable before the claim or the Prepare leaves: after a crash we never sign below what the parent
             # holds, nor count on credit it has already charged (what is in flight counts as charged).
-            await self._persist_batched()
-        if claim is not None:
+            batch = await self._persist_batched()
+        if needs_claim:
             try:
-                await conn.request([messages.machinomy(claim)], timeout=min(timeout, 30.0))
+                await self._send_batch_claim(conn, batch, timeout)
             except (ConnectionClosed, BtpPeerError, TimeoutError) as e:
                 self.book.rejected(amount)
                 await self._persist_batched()
