@@ -374,6 +374,8 @@ class HostileParent:
         self.scale = scale
         self.conns: list[BtpConnection] = []
         self.claims: list[Claim] = []
+        self.frames: list[str] = []  # "claim" or "ilp", in the order they came
+        self.on_claim: Callable[[Claim], None] | None = None  # a check run before a claim is answered
         self.port = 0
 
     async def __aenter__(self) -> HostileParent:
@@ -400,10 +402,14 @@ class HostileParent:
         if "machinomy" in names:
             claim = messages.parse_machinomy(frame.protocol_data)
             assert claim is not None
+            if self.on_claim is not None:
+                self.on_claim(claim)
             self.claims.append(claim)
+            self.frames.append("claim")
             return ()
         entry = btp.find(frame.protocol_data, "ilp")
         if entry is not None:
+            self.frames.append("ilp")
             prepare = ilp.decode_prepare(entry.data)
             if ildcp.is_request(prepare):
                 reply: ilp.Reply = ildcp.response(ildcp.IldcpResponse("test.hostile.alice", self.scale, "ETH"))
@@ -621,6 +627,40 @@ async def test_reconnects_to_a_dropped_parent_and_resends_its_latest_claim(ganac
             await until(lambda: _some(lambda: uplink.ready.is_set() and len(hp.conns) == 2), what="the reconnection")
             assert uplink.book.outgoing == channel  # the same channel, not a new one
             assert len(hp.claims) == 2 and hp.claims[-1] == uplink.book.last_sent  # our latest claim, again
+        finally:
+            await router.stop()
+            store.close()
+
+
+async def test_prepares_sent_together_share_one_durable_claim(ganache: Ganache, tmp_path: Path) -> None:
+    """Prepares that reach the uplink in the same turn of the event loop are paid by one claim for their sum,
+    committed to the store before it leaves and acknowledged by the parent before any of them is sent."""
+    store = Store(tmp_path / "moneyd.sqlite")
+    async with HostileParent(ganache.addresses[STRANGER]) as hp:
+        uplink = uplink_for(ganache, store, hp.port)
+        router = await start_router(tmp_path, uplink, store)
+        try:
+            assert len(hp.claims) == 1  # the value-0 claim linking our channel
+            hp.frames.clear()
+
+            def prepare(amount: int) -> ilp.Prepare:
+                f = os.urandom(32)
+                return ilp.Prepare(amount, datetime.now(UTC) + timedelta(seconds=30), hashlib.sha256(f).digest(), "test.hostile.x", f)
+
+            def durable(claim: Claim) -> None:
+                stored = store.get(NAMESPACE, uplink.key)["book"]
+                assert int(stored["lastSent"]["value"]) >= claim.value, "a claim left before it was stored"
+
+            hp.on_claim = durable
+            amounts = [1000 + i for i in range(50)]
+            replies = await asyncio.gather(*(uplink.send_prepare(prepare(a)) for a in amounts))
+            assert all(isinstance(r, ilp.Reject) and r.code == "F02" for r in replies)  # the parent's own answer
+            assert len(hp.claims) == 2 and hp.claims[-1].value == sum(amounts) * GWEI  # one claim for all 50
+            assert hp.frames == ["claim"] + ["ilp"] * 50  # every Prepare left after the claim
+            assert uplink.book.paid == sum(amounts) and uplink.book.charged == 0  # rejected: credited back
+            # The credit the rejects gave back pays the next ones: no claim at all.
+            replies = await asyncio.gather(*(uplink.send_prepare(prepare(a)) for a in amounts))
+            assert len(hp.claims) == 2 and hp.frames == ["claim"] + ["ilp"] * 100
         finally:
             await router.stop()
             store.close()
