@@ -13,6 +13,7 @@ import eth_keys
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_keys.backends import NativeECCBackend
 from eth_keys.constants import SECPK1_N
 from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +36,7 @@ from uplinks.eth.claims import (
     parse_claim,
     payment_digest,
     recover_signer,
+    recovery_digest,
     sign_claim,
     units_to_wei,
     verify_claim,
@@ -142,12 +144,16 @@ def test_claims_are_signed_and_recovered_on_libsecp256k1() -> None:
 @given(st.integers(min_value=0, max_value=2**256 - 1), st.binary(min_size=32, max_size=32))
 @settings(max_examples=60, deadline=None)
 def test_the_fast_path_agrees_with_eth_account_to_the_byte(value: int, cid: bytes) -> None:
-    """Our signatures are eth-account's personal_sign to the byte, and recovery agrees with its recover_message."""
+    """Our signatures are eth-account's personal_sign to the byte, and recovery agrees with its recover_message;
+    both also with eth-keys' pure-Python backend (RFC 6979 there too), which shares no code with libsecp256k1."""
     digest = payment_digest(CONTRACT, cid, value)
     theirs = bytes(Account.from_key(SENDER_KEY).sign_message(encode_defunct(primitive=digest)).signature)
     ours = sign_claim(SENDER_KEY, CONTRACT, cid, value)
     assert ours.signature == theirs
     assert recover_signer(ours) == SENDER == Account.recover_message(encode_defunct(primitive=digest), signature=theirs)
+    native = eth_keys.KeyAPI(NativeECCBackend)
+    signed = native.PrivateKey(bytes.fromhex(SENDER_KEY[2:])).sign_msg_hash(recovery_digest(CONTRACT, cid, value))
+    assert signed.to_bytes() == ours.signature[:64] + bytes((ours.signature[64] - 27,))
     # The other s of the same signature (s -> n - s, v flipped) also recovers to the sender, as the contract's
     # ecrecover and eth-account both accept it.
     s = int.from_bytes(theirs[32:64], "big")
