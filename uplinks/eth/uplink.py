@@ -3,11 +3,12 @@ Machinomy Unidirectional channel (us -> parent) and the parent's (parent -> us).
 
 On every (re)connection: ILDCP, ``info`` both ways, our channel checked on chain (opened if there is none, with
 the configured amount), and our latest claim sent again (the value-0 claim links a new channel). The server keeps
-a maximum balance of 0 for us, so each outgoing Prepare is paid for before it is sent: ``ClaimBook.prepare`` gives
-the claim, which goes to the parent as a ``machinomy`` BTP Message (the way the JS plugin sends claims; its server
-refuses BTP Transfers) and the Prepare follows once the parent has answered it. Claims from the parent are checked
-against the channel as the chain reports it, stored durably, and only then acknowledged; bad ones are refused with
-a BTP error and one log line. The state (``ClaimBook.snapshot()`` plus what is needed to finish a channel opening)
+a maximum balance of 0 for us, so each outgoing Prepare is paid for before it is sent: ``ClaimBook.reserve``
+accounts for it, the Prepares of one turn of the event loop share one commit and one claim (cumulative, it pays for
+them all), which goes to the parent as a ``machinomy`` BTP Message (the way the JS plugin sends claims; its server
+refuses BTP Transfers), and the Prepares follow once the parent has answered it. Claims from the parent are checked
+against the channel as the chain reports it (a read serves the next claims for a few seconds: ``ChannelFacts``),
+stored durably, and only then acknowledged; bad ones are refused with a BTP error and one log line. The state (``ClaimBook.snapshot()`` plus what is needed to finish a channel opening)
 is in the Store under namespace ``eth``, written before any claim leaves and before any claim is acknowledged.
 """
 
