@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import eth_keys
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_keys.backends import NativeECCBackend
+from eth_keys.constants import SECPK1_N
 from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,11 +28,15 @@ from uplinks.eth.chain import resolve_contract
 from uplinks.eth.claims import (
     MIN_DISPUTE_PERIOD,
     ZERO_ADDRESS,
+    ChannelFacts,
     ChannelState,
     Claim,
+    as_signer,
     parse_address,
     parse_claim,
+    payment_digest,
     recover_signer,
+    recovery_digest,
     sign_claim,
     units_to_wei,
     verify_claim,
@@ -124,6 +133,70 @@ def test_claim_json_is_the_js_shape() -> None:
     assert claim.signature[64] in (27, 28) and text.count('"signature":"0x') == 1
     assert parse_claim(text) == claim == parse_claim(claim.to_json())
     assert recover_signer(claim) == SENDER == claim.signer
+
+
+def test_claims_are_signed_and_recovered_on_libsecp256k1() -> None:
+    # coincurve is a dependency: eth-keys (under eth-account and web3) takes it as its backend by itself.
+    assert type(eth_keys.KeyAPI().backend).__name__ == "CoinCurveECCBackend"
+    assert type(as_signer(SENDER_KEY)).__module__ == "uplinks.eth._ecc"
+
+
+@given(st.integers(min_value=0, max_value=2**256 - 1), st.binary(min_size=32, max_size=32))
+@settings(max_examples=60, deadline=None)
+def test_the_fast_path_agrees_with_eth_account_to_the_byte(value: int, cid: bytes) -> None:
+    """Our signatures are eth-account's personal_sign to the byte, and recovery agrees with its recover_message;
+    both also with eth-keys' pure-Python backend (RFC 6979 there too), which shares no code with libsecp256k1."""
+    digest = payment_digest(CONTRACT, cid, value)
+    theirs = bytes(Account.from_key(SENDER_KEY).sign_message(encode_defunct(primitive=digest)).signature)
+    ours = sign_claim(SENDER_KEY, CONTRACT, cid, value)
+    assert ours.signature == theirs
+    assert recover_signer(ours) == SENDER == Account.recover_message(encode_defunct(primitive=digest), signature=theirs)
+    native = eth_keys.KeyAPI(NativeECCBackend)
+    signed = native.PrivateKey(bytes.fromhex(SENDER_KEY[2:])).sign_msg_hash(recovery_digest(CONTRACT, cid, value))
+    assert signed.to_bytes() == ours.signature[:64] + bytes((ours.signature[64] - 27,))
+    # The other s of the same signature (s -> n - s, v flipped) also recovers to the sender, as the contract's
+    # ecrecover and eth-account both accept it.
+    s = int.from_bytes(theirs[32:64], "big")
+    twin = theirs[:32] + (SECPK1_N - s).to_bytes(32, "big") + bytes((55 - theirs[64],))
+    assert recover_signer(Claim(cid, value, twin, CONTRACT)) == SENDER
+
+
+def test_malformed_signatures_recover_to_nothing() -> None:
+    good = sign_claim(SENDER_KEY, CONTRACT, CID, 5).signature
+    r_s_v = [
+        bytes(32) + good[32:],  # r = 0
+        good[:32] + bytes(32) + good[64:],  # s = 0
+        SECPK1_N.to_bytes(32, "big") + good[32:],  # r = n
+        good[:32] + (2**256 - 1).to_bytes(32, "big") + good[64:],  # s above n
+        good[:64] + b"\x00",  # v 0/1 is not what personal_sign produces
+        good[:64] + b"\x1d",
+        good[:64],
+        b"\xff" * 64 + b"\x1b",  # r beyond the field: no point
+    ]
+    for sig in r_s_v:
+        assert recover_signer(Claim(CID, 5, sig, CONTRACT)) is None, sig.hex()
+    # x = 5 is no point of the curve (5³ + 7 = 132 is not a square mod p): recovery finds nothing.
+    assert recover_signer(Claim(CID, 5, (5).to_bytes(32, "big") + good[32:], CONTRACT)) is None
+
+
+def test_channel_facts_are_reused_only_within_value_age_and_while_open() -> None:
+    facts = ChannelFacts(max_age=5.0)
+    claim = sign_claim(SENDER_KEY, CONTRACT, CID, 5 * GWEI)
+    assert facts.fresh_for(claim, 100.0) is None  # nothing read yet
+    facts.remember(channel(value=5 * GWEI), 100.0)
+    assert facts.fresh_for(claim, 100.0) == channel(value=5 * GWEI) == facts.fresh_for(claim, 105.0)
+    assert facts.fresh_for(claim, 105.01) is None  # too old
+    assert facts.fresh_for(claim, 99.0) is None  # a clock that went back is no proof of freshness
+    above = sign_claim(SENDER_KEY, CONTRACT, CID, 5 * GWEI + 1)
+    assert facts.fresh_for(above, 101.0) is None  # above the value read: maybe a deposit, maybe a lie
+    other = sign_claim(SENDER_KEY, CONTRACT, b"\x07" * 32, GWEI)
+    assert facts.fresh_for(other, 101.0) is None
+    for state in (channel(settling_until=77), channel(sender=ZERO_ADDRESS)):
+        facts.remember(state, 100.0)
+        assert facts.fresh_for(claim, 100.0) is None  # settling or gone: always read again
+    facts.remember(channel(), 100.0)
+    facts.forget()
+    assert facts.fresh_for(claim, 100.0) is None
 
 
 @pytest.mark.parametrize(
@@ -276,14 +349,33 @@ class PrefundMachine(RuleBasedStateMachine):
         self.in_flight: list[int] = []
         self.fulfilled = 0
         self.value = 1000 * GWEI
+        self.unsigned = False  # a reserve promised more than the last claim signed
+        self.sent = 0  # the value of the last claim handed out to send
 
-    @rule(amount=st.integers(0, 300))
-    def prepare(self, amount: int) -> None:
+    @rule(amount=st.integers(0, 300), sign_now=st.booleans())
+    def prepare(self, amount: int, sign_now: bool) -> None:
         try:
-            self.book.prepare(amount)
+            if sign_now:
+                claim = self.book.prepare(amount)
+                if claim is not None:
+                    self.unsigned = False
+                    assert claim.value > self.sent
+                    self.sent = claim.value
+            elif self.book.reserve(amount):
+                self.unsigned = True
         except InsufficientCapacity:
             return
         self.in_flight.append(amount)
+
+    @rule()
+    def sign(self) -> None:
+        """What the uplink does once per batch of reserves: one claim covers them all."""
+        claim = self.book.sign_promised()
+        assert (claim is not None) == self.unsigned
+        if claim is not None:
+            assert claim.value > self.sent
+            self.sent = claim.value
+        self.unsigned = False
 
     @rule(fulfil=st.booleans())
     def reply(self, fulfil: bool) -> None:
@@ -308,8 +400,8 @@ class PrefundMachine(RuleBasedStateMachine):
         book = self.book
         assert book.charged == self.fulfilled + sum(self.in_flight) <= book.paid  # the server never goes over 0
         assert book.outgoing is not None and book.outgoing.spent == book.paid * GWEI <= book.outgoing.value
-        if book.paid:
-            assert book.last_sent is not None and book.last_sent.value == book.outgoing.spent
+        if book.paid and not self.unsigned:
+            assert book.last_sent is not None and book.last_sent.value == book.outgoing.spent == self.sent
             assert recover_signer(book.last_sent) == SENDER
 
 

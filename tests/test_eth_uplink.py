@@ -34,7 +34,7 @@ from tests.jsnode import NodeProcess, NodeRunner, free_port
 from uplinks.eth import messages
 from uplinks.eth.book import ClaimBook
 from uplinks.eth.chain import EthChain
-from uplinks.eth.claims import Claim, channel_id_hex, sign_claim
+from uplinks.eth.claims import ChannelState, Claim, channel_id_hex, sign_claim
 from uplinks.eth.uplink import NAMESPACE, EthUplink, UplinkState, state_key
 
 ETH = 10**18
@@ -380,6 +380,8 @@ class HostileParent:
         self.scale = scale
         self.conns: list[BtpConnection] = []
         self.claims: list[Claim] = []
+        self.frames: list[str] = []  # "claim" or "ilp", in the order they came
+        self.on_claim: Callable[[Claim], None] | None = None  # a check run before a claim is answered
         self.port = 0
 
     async def __aenter__(self) -> HostileParent:
@@ -406,10 +408,14 @@ class HostileParent:
         if "machinomy" in names:
             claim = messages.parse_machinomy(frame.protocol_data)
             assert claim is not None
+            if self.on_claim is not None:
+                self.on_claim(claim)
             self.claims.append(claim)
+            self.frames.append("claim")
             return ()
         entry = btp.find(frame.protocol_data, "ilp")
         if entry is not None:
+            self.frames.append("ilp")
             prepare = ilp.decode_prepare(entry.data)
             if ildcp.is_request(prepare):
                 reply: ilp.Reply = ildcp.response(ildcp.IldcpResponse("test.hostile.alice", self.scale, "ETH"))
@@ -532,6 +538,56 @@ async def test_hostile_parent_claims_are_refused_and_nothing_moves(
             store.close()
 
 
+async def test_a_run_of_claims_reads_the_parents_channel_once(ganache: Ganache, tmp_path: Path) -> None:
+    """Claims within the value last read are checked without a chain call each (claims.ChannelFacts); a claim
+    above it, a channelDeposit message, or a read older than the max age goes back to the chain."""
+    us_addr, stranger_addr = ganache.addresses[US], ganache.addresses[STRANGER]
+    stranger = await EthChain.connect(ganache.url, ganache.keys[STRANGER], ganache.contract_address)
+    store = Store(tmp_path / "moneyd.sqlite")
+    async with HostileParent(stranger_addr) as hp:
+        uplink = uplink_for(ganache, store, hp.port, channel_amount=ETH // 100, claim_attempts=2,
+                            claim_retry_delay=0.05, channel_facts_max_age=1.0)
+        router = await start_router(tmp_path, uplink, store)
+        try:
+            good, _ = await stranger.open_channel(us_addr, ETH // 100)
+            assert uplink.chain is not None
+            reads: list[bytes] = []
+            read_channel = uplink.chain.channel
+
+            async def counted(cid: bytes) -> ChannelState:
+                reads.append(cid)
+                return await read_channel(cid)
+
+            uplink.chain.channel = counted  # type: ignore[method-assign]  # the real read, counted
+
+            def claim(gwei: int) -> ProtocolData:
+                return messages.machinomy(sign_claim(ganache.keys[STRANGER], ganache.contract_address, good, gwei * GWEI))
+
+            for gwei in range(0, 10_000_000, 1_000_000):
+                assert await hp.send(claim(gwei)) == ("ok", "")
+            assert reads == [good] and uplink.book.received == 9_000_000
+            kind, text = await hp.send(claim(10_000_001))  # above the 0.01 ETH read: read again (each attempt)
+            assert kind == "error" and "(above_value)" in text and reads == [good] * 3
+            await stranger.deposit(good, ETH // 100)
+            assert await hp.send(claim(10_000_001)) == ("ok", "")
+            assert len(reads) == 4
+            assert await hp.send(messages.channel_deposit()) == ("ok", "")
+            assert await hp.send(claim(10_000_002)) == ("ok", "")
+            assert len(reads) == 5
+            # The parent starts settling: once the last read is older than the max age, claims see it.
+            await stranger.start_settling(good)
+            await asyncio.sleep(1.2)
+            kind, text = await hp.send(claim(10_000_003))
+            assert kind == "error" and "(settling)" in text and len(reads) == 6
+            kind, text = await hp.send(claim(10_000_004))  # a read that showed settling is never reused
+            assert kind == "error" and "(settling)" in text and len(reads) == 7
+            assert uplink.book.received == 10_000_002
+        finally:
+            await router.stop()
+            await stranger.close()
+            store.close()
+
+
 async def _not_linked(uplink: EthUplink) -> bool:
     return uplink.book.incoming_channel is None
 
@@ -577,6 +633,40 @@ async def test_reconnects_to_a_dropped_parent_and_resends_its_latest_claim(ganac
             await until(lambda: _some(lambda: uplink.ready.is_set() and len(hp.conns) == 2), what="the reconnection")
             assert uplink.book.outgoing == channel  # the same channel, not a new one
             assert len(hp.claims) == 2 and hp.claims[-1] == uplink.book.last_sent  # our latest claim, again
+        finally:
+            await router.stop()
+            store.close()
+
+
+async def test_prepares_sent_together_share_one_durable_claim(ganache: Ganache, tmp_path: Path) -> None:
+    """Prepares that reach the uplink in the same turn of the event loop are paid by one claim for their sum,
+    committed to the store before it leaves and acknowledged by the parent before any of them is sent."""
+    store = Store(tmp_path / "moneyd.sqlite")
+    async with HostileParent(ganache.addresses[STRANGER]) as hp:
+        uplink = uplink_for(ganache, store, hp.port)
+        router = await start_router(tmp_path, uplink, store)
+        try:
+            assert len(hp.claims) == 1  # the value-0 claim linking our channel
+            hp.frames.clear()
+
+            def prepare(amount: int) -> ilp.Prepare:
+                f = os.urandom(32)
+                return ilp.Prepare(amount, datetime.now(UTC) + timedelta(seconds=30), hashlib.sha256(f).digest(), "test.hostile.x", f)
+
+            def durable(claim: Claim) -> None:
+                stored = store.get(NAMESPACE, uplink.key)["book"]
+                assert int(stored["lastSent"]["value"]) >= claim.value, "a claim left before it was stored"
+
+            hp.on_claim = durable
+            amounts = [1000 + i for i in range(50)]
+            replies = await asyncio.gather(*(uplink.send_prepare(prepare(a)) for a in amounts))
+            assert all(isinstance(r, ilp.Reject) and r.code == "F02" for r in replies)  # the parent's own answer
+            assert len(hp.claims) == 2 and hp.claims[-1].value == sum(amounts) * GWEI  # one claim for all 50
+            assert hp.frames == ["claim"] + ["ilp"] * 50  # every Prepare left after the claim
+            assert uplink.book.paid == sum(amounts) and uplink.book.charged == 0  # rejected: credited back
+            # The credit the rejects gave back pays the next ones: no claim at all.
+            replies = await asyncio.gather(*(uplink.send_prepare(prepare(a)) for a in amounts))
+            assert len(hp.claims) == 2 and hp.frames == ["claim"] + ["ilp"] * 100
         finally:
             await router.stop()
             store.close()

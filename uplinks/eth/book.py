@@ -27,6 +27,7 @@ from .claims import (
     ChannelState,
     Claim,
     as_account,
+    as_signer,
     channel_id_hex,
     parse_address,
     parse_channel_id,
@@ -61,6 +62,7 @@ class ClaimBook:
         min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD,
     ) -> None:
         self._account = as_account(key)
+        self._signer = as_signer(self._account)  # one libsecp256k1 key object, not one per claim
         self.address: str = self._account.address
         self.contract = parse_address(contract, "contract")
         self.min_incoming_dispute_period = min_incoming_dispute_period
@@ -79,7 +81,7 @@ class ClaimBook:
         if self.outgoing is not None:
             raise ProtocolError(f"channel {channel_id_hex(self.outgoing.channel_id)} is still open")
         self.outgoing = OutgoingChannel(channel_id, parse_address(receiver, "receiver"), value, 0)
-        self.last_sent = sign_claim(self._account, self.contract, channel_id, 0)
+        self.last_sent = sign_claim(self._signer, self.contract, channel_id, 0)
         return self.last_sent
 
     def deposited(self, value: int) -> None:
@@ -96,6 +98,12 @@ class ClaimBook:
 
     def pay(self, units: int) -> Claim:
         """Sign a claim adding ``units`` to what our channel promises the parent."""
+        self._promise(units)
+        claim = self.sign_promised()
+        assert claim is not None
+        return claim
+
+    def _promise(self, units: int) -> None:
         if units <= 0:
             raise ValueError(f"payment must be positive, got {units}")
         ch = self._our_channel()
@@ -105,22 +113,37 @@ class ClaimBook:
                 f"paying {units} units ({wei} wei) needs more than the {ch.remaining} wei left in our channel"
             )
         self.outgoing = replace(ch, spent=ch.spent + wei)
-        self.last_sent = sign_claim(self._account, self.contract, ch.channel_id, ch.spent + wei)
         self.paid += units
+
+    def sign_promised(self) -> Claim | None:
+        """The claim for everything our channel promises so far, when the last one signed does not cover it yet
+        (claims are cumulative: one covers every ``reserve`` before it); None when there is nothing new."""
+        ch = self.outgoing
+        last = self.last_sent
+        if ch is None or (last is not None and last.channel_id == ch.channel_id and last.value == ch.spent):
+            return None
+        self.last_sent = sign_claim(self._signer, self.contract, ch.channel_id, ch.spent)
         return self.last_sent
 
     def credit(self) -> int:
         """Base units the parent holds from our claims and has not charged for a Prepare yet."""
         return self.paid - self.charged
 
-    def prepare(self, amount: int) -> Claim | None:
-        """Account for a Prepare of ``amount`` we are about to send; the claim to send first, if any."""
+    def reserve(self, amount: int) -> bool:
+        """Account for a Prepare of ``amount`` we are about to send, promising what the credit does not cover;
+        True when a claim must reach the parent first. Signing waits for ``sign_promised``, so Prepares sent
+        together cost one signature and one claim message."""
         if amount < 0:
             raise ValueError(f"negative Prepare amount {amount}")
         shortfall = amount - self.credit()
-        claim = self.pay(shortfall) if shortfall > 0 else None
+        if shortfall > 0:
+            self._promise(shortfall)
         self.charged += amount
-        return claim
+        return shortfall > 0
+
+    def prepare(self, amount: int) -> Claim | None:
+        """``reserve`` and sign at once: the claim to send before the Prepare, if any."""
+        return self.sign_promised() if self.reserve(amount) else None
 
     def rejected(self, amount: int) -> None:
         """The parent rejected our Prepare of ``amount``: it credits the amount back."""

@@ -18,14 +18,15 @@ from . import _ecc  # noqa: F401  (first: eth-account must be imported through i
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from ._ecc import Signer, recover
 from .errors import ClaimRejected, ConfigError
 
 WEI_PER_UNIT: Final = 10**9  # scale 9 base units are gwei
@@ -62,11 +63,15 @@ def wei_to_units(wei: int) -> int:
 # -- addresses and ids ------------------------------------------------------------------------------------
 
 
+# The checksum costs a keccak; the same few addresses (the contract, the parent) come back on every claim.
+_checksum = lru_cache(maxsize=64)(to_checksum_address)
+
+
 def parse_address(text: object, what: str = "address") -> str:
     """A 20-byte hex address in checksum form. Mixed case must be a valid checksum (as ethers' getAddress)."""
     if not isinstance(text, str) or not _HEX_ADDRESS.fullmatch(text):
         raise ConfigError(f"{what} {text!r} is not a 0x-prefixed 20-byte hex address")
-    checksummed = to_checksum_address(text)
+    checksummed: str = _checksum(text)
     body = text[2:]
     if body != body.lower() and body != body.upper() and text != checksummed:
         raise ConfigError(f"{what} {text!r} has a bad checksum (expected {checksummed})")
@@ -139,26 +144,31 @@ def as_account(key: LocalAccount | str | bytes) -> LocalAccount:
     return account
 
 
-def sign_claim(key: LocalAccount | str | bytes, contract: str, channel_id: bytes, value: int) -> Claim:
+def as_signer(key: Signer | LocalAccount | str | bytes) -> Signer:
+    """The libsecp256k1 signer for a key (build it once per key: sign_claim takes it as it is)."""
+    return key if isinstance(key, Signer) else Signer(bytes(as_account(key).key))
+
+
+def sign_claim(key: Signer | LocalAccount | str | bytes, contract: str, channel_id: bytes, value: int) -> Claim:
     """Sign a claim for ``value`` wei as the JS client does (personal_sign, v 27/28)."""
     contract = parse_address(contract, "contract")
-    digest = payment_digest(contract, channel_id, value)
-    signed = as_account(key).sign_message(encode_defunct(primitive=digest))
-    sig = bytes(signed.signature)
-    assert len(sig) == 65 and sig[64] in (27, 28)
+    sig = as_signer(key).sign(recovery_digest(contract, channel_id, value))
     return Claim(channel_id=channel_id, value=value, signature=sig, contract=contract)
 
 
 def recover_signer(claim: Claim) -> str | None:
     """The signer's checksum address; None for a signature that is malformed or recovers to nothing."""
-    if len(claim.signature) != 65 or claim.signature[64] not in (27, 28):
-        return None
+    signer = recover_address(claim)
+    return None if signer is None else _checksum("0x" + signer.hex())
+
+
+def recover_address(claim: Claim) -> bytes | None:
+    """The signer's 20-byte address (no checksum to compute: what verify_claim compares)."""
     try:
-        digest = payment_digest(claim.contract, claim.channel_id, claim.value)
-        signer: str = Account.recover_message(encode_defunct(primitive=digest), signature=claim.signature)
-    except Exception:  # eth-keys raises several types for invalid r/s; all mean "not signed"
+        digest = recovery_digest(claim.contract, claim.channel_id, claim.value)
+    except (ValueError, ConfigError):
         return None
-    return signer
+    return recover(digest, claim.signature)
 
 
 def parse_claim(data: bytes | str) -> Claim:
@@ -245,11 +255,50 @@ def verify_claim(
         )
     if channel.is_settling:
         raise ClaimRejected("settling", f"channel is settling (until block {channel.settling_until})")
-    signer = recover_signer(claim)
-    if signer is None or not same_address(signer, channel.sender):
+    signer = recover_address(claim)
+    if signer is None or signer != bytes.fromhex(channel.sender[2:]):
         raise ClaimRejected("signature", f"claim is not signed by the channel sender {channel.sender}")
     if claim.value > channel.value:
         raise ClaimRejected("above_value", f"claim for {claim.value} wei is above the channel value {channel.value}")
     if best is not None and claim.value <= best:
         raise ClaimRejected("not_increasing", f"claim for {claim.value} wei does not exceed the best {best}")
     return claim.value - (best or 0)
+
+
+@dataclass(slots=True)
+class ChannelFacts:
+    """The last chain read of the channel that pays us, reused to check the next claims on it without a chain call.
+
+    What the Unidirectional contract lets change while a channel exists: its value only grows (``deposit``), and
+    only its sender can start settling it, after which nobody but us can close it (``settle``) for the whole
+    dispute period; closing it early (``claim``) is ours alone. Sender, receiver and dispute period never change.
+    So a read stays good for a claim of at most the value it showed, for ``max_age`` seconds: a claim above that
+    value, an older read, or a read that showed the channel settling or gone goes back to the chain. A claim taken
+    in the window after the parent started settling is still ours to claim for the days of the dispute period,
+    and the uplink's watcher claims when it sees the settling. The caller forgets the read whenever it closes
+    or drops the channel itself.
+    """
+
+    max_age: float
+    state: ChannelState | None = None
+    read_at: float = 0.0
+
+    def fresh_for(self, claim: Claim, now: float) -> ChannelState | None:
+        """The remembered read if it is good for checking ``claim`` at ``now``, else None (read the chain)."""
+        st = self.state
+        if (
+            st is None
+            or st.channel_id != claim.channel_id
+            or not 0 <= now - self.read_at <= self.max_age
+            or not st.exists
+            or st.is_settling
+            or claim.value > st.value
+        ):
+            return None
+        return st
+
+    def remember(self, state: ChannelState, now: float) -> None:
+        self.state, self.read_at = state, now
+
+    def forget(self) -> None:
+        self.state = None

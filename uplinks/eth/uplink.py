@@ -3,11 +3,12 @@ Machinomy Unidirectional channel (us -> parent) and the parent's (parent -> us).
 
 On every (re)connection: ILDCP, ``info`` both ways, our channel checked on chain (opened if there is none, with
 the configured amount), and our latest claim sent again (the value-0 claim links a new channel). The server keeps
-a maximum balance of 0 for us, so each outgoing Prepare is paid for before it is sent: ``ClaimBook.prepare`` gives
-the claim, which goes to the parent as a ``machinomy`` BTP Message (the way the JS plugin sends claims; its server
-refuses BTP Transfers) and the Prepare follows once the parent has answered it. Claims from the parent are checked
-against the channel as the chain reports it, stored durably, and only then acknowledged; bad ones are refused with
-a BTP error and one log line. The state (``ClaimBook.snapshot()`` plus what is needed to finish a channel opening)
+a maximum balance of 0 for us, so each outgoing Prepare is paid for before it is sent: ``ClaimBook.reserve``
+accounts for it, the Prepares of one turn of the event loop share one commit and one claim (cumulative, it pays for
+them all), which goes to the parent as a ``machinomy`` BTP Message (the way the JS plugin sends claims; its server
+refuses BTP Transfers), and the Prepares follow once the parent has answered it. Claims from the parent are checked
+against the channel as the chain reports it (a read serves the next claims for a few seconds: ``ChannelFacts``),
+stored durably, and only then acknowledged; bad ones are refused with a BTP error and one log line. The state (``ClaimBook.snapshot()`` plus what is needed to finish a channel opening)
 is in the Store under namespace ``eth``, written before any claim leaves and before any claim is acknowledged.
 """
 
@@ -44,6 +45,8 @@ from .chain import DEFAULT_DISPUTE_PERIOD, EthChain, TxResult
 from .claims import (
     MIN_DISPUTE_PERIOD,
     WEI_PER_UNIT,
+    ChannelFacts,
+    Claim,
     as_account,
     channel_id_hex,
     parse_channel_id,
@@ -64,6 +67,9 @@ NAMESPACE: Final = "eth"
 ACCOUNTING_SCALE: Final = 9  # ilp-plugin-ethereum's accounting scale: one base unit is one gwei
 DEFAULT_CHANNEL_WEI: Final = 5 * 10**16  # 0.05 ETH, the JS plugin's default outgoing channel amount
 TOPUP_RETRY_SECONDS: Final = 60
+# How long a chain read of the parent's channel checks its next claims (claims.ChannelFacts says why that is
+# safe): under one Ethereum block (12 s), and it spares a JSON-RPC call per claim.
+CHANNEL_FACTS_MAX_AGE: Final = 5.0
 
 
 def eth(wei: int) -> str:
@@ -123,6 +129,15 @@ class UplinkState:
         store.put(NAMESPACE, key, self.to_json())
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Prepares whose book changes share one commit (and one claim, when they need one)."""
+
+    committed: asyncio.Future[None]
+    claim: Claim | None = None
+    sent: asyncio.Task[tuple[ProtocolData, ...]] | None = None
+
+
 class EthUplink(BtpUplink):
     """moneyd's uplink to a parent running ilp-plugin-ethereum (server role)."""
 
@@ -144,6 +159,7 @@ class EthUplink(BtpUplink):
         claim_attempts: int = 20,
         claim_retry_delay: float = 0.25,
         receipt_timeout: float = 120.0,
+        channel_facts_max_age: float = CHANNEL_FACTS_MAX_AGE,
         connect_timeout: float = 10.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
@@ -172,6 +188,8 @@ class EthUplink(BtpUplink):
         self.ready = asyncio.Event()  # set once the handshake on the current connection is done
         self._channel_lock = asyncio.Lock()
         self._incoming_lock = asyncio.Lock()
+        self._incoming_facts = ChannelFacts(channel_facts_max_age)
+        self._batch: _Batch | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._topup_task: asyncio.Task[None] | None = None
         self._topup_retry_at = 0.0
@@ -186,6 +204,43 @@ class EthUplink(BtpUplink):
     def _persist(self) -> None:
         assert self.state is not None
         self.state.save(self.store, self.key)
+
+    async def _persist_batched(self) -> _Batch:
+        """``_persist`` shared by every Prepare that changed the book in this turn of the event loop: returns once
+        a commit made after the caller's change is durable, so many packets in flight cost one fsync, not one each.
+        The commit signs first one claim for all the batch's reserves (claims are cumulative), so they cost one
+        signature and one claim message too. The commit is the same synchronous write as ``_persist``, so writes
+        stay in order (never an older state over a newer one)."""
+        batch = self._batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._batch = _Batch(loop.create_future())
+            loop.call_soon(self._commit_batch)  # after the callbacks already scheduled in this turn
+        await asyncio.shield(batch.committed)  # one waiter cancelled (its Prepare expired) must not cancel the rest
+        return batch
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        assert batch is not None
+        try:
+            batch.claim = self.book.sign_promised()
+            self._persist()
+        except Exception as e:  # every waiter gets the failure (nothing of theirs leaves)
+            batch.committed.set_exception(e)
+            batch.committed.exception()  # retrieved: no "never retrieved" warning when all waiters are gone
+        else:
+            batch.committed.set_result(None)
+
+    async def _send_batch_claim(self, conn: BtpConnection, batch: _Batch, timeout: float) -> None:
+        """The batch's claim at the parent (sent once, for every Prepare of the batch that needs it)."""
+        claim = batch.claim
+        if claim is None:  # our channel closed or changed before the batch was signed
+            raise ConnectionClosed("our channel to the parent closed")
+        sent = batch.sent
+        if sent is None:
+            sent = batch.sent = asyncio.create_task(conn.request([messages.machinomy(claim)], timeout=min(timeout, 30.0)))
+            sent.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, whoever still waits
+        await asyncio.shield(sent)
 
     # -- connecting -------------------------------------------------------------------------------------------
 
@@ -330,25 +385,25 @@ class EthUplink(BtpUplink):
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the parent is unreachable; moneyd is reconnecting")
         amount = prepare.amount
         try:
-            claim = self.book.prepare(amount)
+            needs_claim = self.book.reserve(amount)
         except InsufficientCapacity:
             await self._refresh_outgoing()
             try:
-                claim = self.book.prepare(amount)
+                needs_claim = self.book.reserve(amount)
             except InsufficientCapacity as e:
                 self._maybe_topup()
                 return self._too_large(amount, str(e))
         timeout = max(0.0, (prepare.expires_at - datetime.now(UTC)).total_seconds())
-        if amount > 0:
+        if amount > 0 or needs_claim:
             # Durable before the claim or the Prepare leaves: after a crash we never sign below what the parent
             # holds, nor count on credit it has already charged (what is in flight counts as charged).
-            self._persist()
-        if claim is not None:
+            batch = await self._persist_batched()
+        if needs_claim:
             try:
-                await conn.request([messages.machinomy(claim)], timeout=min(timeout, 30.0))
+                await self._send_batch_claim(conn, batch, timeout)
             except (ConnectionClosed, BtpPeerError, TimeoutError) as e:
                 self.book.rejected(amount)
-                self._persist()
+                await self._persist_batched()
                 return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, f"the parent did not take our claim: {e or type(e).__name__}")
             self._maybe_topup()
         try:
@@ -358,7 +413,7 @@ class EthUplink(BtpUplink):
         if isinstance(reply, Reject):
             # The server credits a rejected Prepare back; so do we.
             self.book.rejected(amount)
-            self._persist()
+            await self._persist_batched()
             if reply.code == ErrorCode.T04_INSUFFICIENT_LIQUIDITY and self.book.last_sent is not None:
                 self._spawn(self._resend_last_claim())  # as the JS plugin does: the parent may have missed one
         return reply
@@ -497,7 +552,8 @@ class EthUplink(BtpUplink):
                 log.warning("the parent says its Ethereum address is %s, we know %s", parent, known)
             return (messages.info(self.address),)
         if kind == messages.CHANNEL_DEPOSIT:
-            return ()  # every claim is checked against the channel as the chain reports it
+            self._incoming_facts.forget()  # every claim is checked against the channel as the chain reports it
+            return ()
         if kind == messages.REQUEST_CLOSE:
             log.info("the parent asks us to claim its channel")
             try:
@@ -526,7 +582,11 @@ class EthUplink(BtpUplink):
             while True:
                 attempt += 1
                 try:
-                    state = await self.chain.channel(claim.channel_id)
+                    now = asyncio.get_running_loop().time()
+                    state = self._incoming_facts.fresh_for(claim, now) if attempt == 1 else None
+                    if state is None:
+                        state = await self.chain.channel(claim.channel_id)
+                        self._incoming_facts.remember(state, now)
                     try:
                         credited = self.book.receive(claim, state)
                     except ClaimRejected as e:
@@ -553,6 +613,7 @@ class EthUplink(BtpUplink):
         linked = self.book.incoming_channel
         if linked is None or self.chain is None:
             return False
+        self._incoming_facts.forget()
         ch = await self.chain.channel(linked)
         if ch.exists:
             return False
@@ -566,6 +627,7 @@ class EthUplink(BtpUplink):
         started settling (always). Returns the transaction, or None when nothing was claimed."""
         assert self.chain is not None
         async with self._incoming_lock:
+            self._incoming_facts.forget()  # the channel is about to be read, and maybe closed
             best = self.book.claimable()
             if best is None:
                 return None
