@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from .router.layers import (
+    DEFAULT_MAX_IN_FLIGHT_PACKETS,
     BalanceLayer,
     ExpiryLayer,
     Handler,
@@ -23,6 +24,7 @@ from .router.layers import (
     RateLimitLayer,
     RouteLayer,
     ValidateLayer,
+    default_max_in_flight_amount,
 )
 from .router.routing import RoutingTable
 from .server import MiniAccountsServer, OriginPolicy
@@ -52,6 +54,8 @@ class RouterSettings:
     max_packet_amount: int | None = None
     packets_per_second: float = 10_000.0
     burst: float = 20_000.0
+    # Per-app caps (RateLimitLayer): Prepares in flight, and amount in flight (None: 1,000 units of the asset).
+    max_in_flight_packets: int | None = DEFAULT_MAX_IN_FLIGHT_PACKETS
     max_in_flight_amount: int | None = None
     min_message_window: timedelta = timedelta(seconds=1)
     max_hold_time: timedelta = timedelta(seconds=30)
@@ -90,7 +94,8 @@ class Router:
         balance = BalanceLayer(addr, lambda account: Limits(), ExpiryLayer(addr, s.min_message_window, s.max_hold_time, route))
         self.balance = balance
         h: Handler = balance
-        self.rate_limit = RateLimitLayer(addr, s.packets_per_second, s.burst, s.max_in_flight_amount, h)
+        in_flight_amount = s.max_in_flight_amount if s.max_in_flight_amount is not None else default_max_in_flight_amount(self.asset_scale)
+        self.rate_limit = RateLimitLayer(addr, s.packets_per_second, s.burst, in_flight_amount, h, s.max_in_flight_packets)
         h = self.rate_limit
         if s.max_packet_amount is not None:
             h = MaxPacketAmountLayer(addr, s.max_packet_amount, h)
