@@ -21,6 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed as WsClosed
 from websockets.http11 import Request, Response
 
+from .accounts import AccountBook, AccountRefused
 from .btp.connection import BtpConnection, ConnectionClosed, RequestRefused, error_frame
 from .store import Store
 from .wire import btp, ilp
@@ -80,6 +81,7 @@ class MiniAccountsServer:
         self.on_account_connected = on_account_connected
         self.on_account_disconnected = on_account_disconnected
         self.accounts: dict[str, _Account] = {}
+        self.book = AccountBook(store, self.has_account)
         self._server: Server | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -122,7 +124,20 @@ class MiniAccountsServer:
         acct = self.accounts.get(account)
         return acct is not None and bool(acct.sockets)
 
+    async def _paying(self, account: str, prepare: Prepare) -> Reject | None:
+        """The account's binding is durable before its first paid packet goes on (moneyd.accounts)."""
+        if not prepare.amount or self.book.is_bound(account):
+            return None
+        try:
+            await self.book.used_for_payment(account)
+        except AccountRefused as e:
+            return Reject(ErrorCode.T05_RATE_LIMITED, self.router_address(), str(e))
+        return None
+
     async def send_to(self, account: str, prepare: Prepare) -> Reply:
+        refused = await self._paying(account, prepare)
+        if refused is not None:
+            return refused
         acct = self.accounts.get(account)
         while acct is not None and acct.sockets:
             # Round robin over the account's open sockets.
@@ -196,9 +211,10 @@ class MiniAccountsServer:
             account = username or account_for_token(token)
             if not is_valid_segment(account):
                 raise _AuthFailed(f"account name {account[:40]!r} may only hold A-Z a-z 0-9 _ ~ -")
-            token_hash = hashlib.sha256(token.encode("utf-8")).hexdigest()
-            if not await asyncio.to_thread(self.store.bind_token, account, token_hash):
-                raise _AuthFailed(f"incorrect token for account {account}")
+            try:
+                await self.book.admit(account, token)
+            except AccountRefused as e:
+                raise _AuthFailed(str(e)) from None
         except _AuthFailed as e:
             with contextlib.suppress(Exception):
                 await ws.send(btp.encode_frame(error_frame(request_id, "F00", "NotAcceptedError", str(e))))
@@ -213,7 +229,7 @@ class MiniAccountsServer:
         if entry is None:
             raise RequestRefused("F00", "NotAcceptedError", "invalid packet, no ilp protocol data.")
         prepare = ilp.decode_prepare(entry.data)
-        reply = await self.on_prepare(prepare, account)
+        reply = await self._paying(account, prepare) or await self.on_prepare(prepare, account)
         return (ProtocolData("ilp", 0, ilp.encode_packet(reply)),)
 
 

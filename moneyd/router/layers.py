@@ -90,7 +90,7 @@ class _Bucket:
 def default_max_in_flight_amount(asset_scale: int) -> int:
     """1,000 whole units of the asset (1,000 XRP at scale 9): far above what one app pays at once, and it keeps an
     app from tying up unbounded value (an uplink pays for Prepares before it sends them)."""
-    return 1000 * 10**asset_scale
+    return int(1000 * 10**asset_scale)
 
 
 # A STREAM sender keeps up to 128 Prepares in flight, the JS benchmark client 32: 1,000 leaves ample room and
