@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from . import loglimit
 from .router.layers import (
     DEFAULT_MAX_IN_FLIGHT_PACKETS,
     BalanceLayer,
@@ -191,6 +192,7 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
 def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, quiet: bool = False) -> int:
     """Run moneyd in the foreground; the exit code for the CLI."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    loglimit.install()  # a client must not be able to grow the log without bound
     router = Router(settings, store, uplink)
     try:
         _event_loop_runner()(serve_until_signalled(router, lambda line: print(line, flush=True)))
