@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.attack import (  # noqa: E402
+    REJECT_CODE,
     ROUTER,
     GoodFigures,
     MoneydProcess,
@@ -53,6 +54,7 @@ from moneyd.wire.oer import encode_length  # noqa: E402
 
 SHARES = [("btp", 40), ("ilp", 37), ("ids", 10), ("fulfill", 7), ("ws", 2), ("http", 2), ("auth", 2)]
 HANG_S = 5.0
+HELD = re.compile(r"\((\d+) more like this not logged\)")
 INTERNAL = re.compile(r"internal error|Internal Server Error|Traceback|AssertionError|UnicodeEncodeError|handler failed")
 SYNC_EVERY = 200
 SYNC_ID_BASE = 0xFFFF0000
@@ -300,7 +302,10 @@ async def fuzz(port: int, inputs: int, seed: int) -> dict[str, Any]:
                 p = ilp.Prepare(1, datetime.now(UTC) + timedelta(seconds=10), hashlib.sha256(f).digest(), dest, b"")
                 try:
                     reply = await sender.send_prepare(p)
-                    outcomes["fulfill:" + (reply.code if isinstance(reply, ilp.Reject) else "FULFILLED?!")] += 1
+                    if not isinstance(reply, ilp.Reject):
+                        outcomes["fulfill:FULFILLED?!"] += 1
+                    else:
+                        outcomes["fulfill:" + (reply.code if REJECT_CODE.match(reply.code) else "junk Reject code passed on")] += 1
                 except Exception as e:
                     outcomes[f"fulfill:{type(e).__name__}"] += 1
             else:
@@ -337,7 +342,8 @@ async def fuzz(port: int, inputs: int, seed: int) -> dict[str, Any]:
     seconds = time.monotonic() - t0
     return {"inputs": inputs, "seconds": round(seconds, 1), "inputs_per_s": round(inputs / seconds), "categories": dict(counts),
             "outcomes": dict(outcomes), "sync_stalls": stalls, "reconnects": reconnects,
-            "fulfilled_wrongly": outcomes.get("fulfill:FULFILLED?!", 0)}
+            "fulfilled_wrongly": outcomes.get("fulfill:FULFILLED?!", 0),
+            "junk_reject_codes_passed_on": outcomes.get("fulfill:junk Reject code passed on", 0)}
 
 
 # -- the harness ------------------------------------------------------------------------------------------------
@@ -382,7 +388,7 @@ async def run_async(inputs: int, seed: int, workdir: Path) -> dict[str, Any]:
             health_errors=figures.errors[:5],
             tracebacks=grown.count(b"Traceback (most recent call last)"),
             # Tracebacks are cut to one line by moneyd.loglimit, so count what they were about too.
-            internal_errors=sum(1 for ln in lines if INTERNAL.search(ln)),
+            internal_errors=sum(1 + sum(int(n) for n in HELD.findall(ln)) for ln in lines if INTERNAL.search(ln)),
             error_lines=[ln[:200] for ln in lines if INTERNAL.search(ln)][:10],
             log_growth_bytes=len(grown),
             peak_rss_mb=round(router.status_kb("VmHWM") / 1024, 1),
@@ -417,7 +423,7 @@ def main() -> None:
         print(json.dumps(r))
         return
     for k in ("inputs", "seconds", "inputs_per_s", "crashes", "hangs", "tracebacks", "internal_errors", "health_payments", "health_worst_s",
-              "sync_stalls", "reconnects", "fulfilled_wrongly", "peak_rss_mb", "log_growth_bytes", "account_rows"):
+              "sync_stalls", "reconnects", "fulfilled_wrongly", "junk_reject_codes_passed_on", "peak_rss_mb", "log_growth_bytes", "account_rows"):
         print(f"{k:>18}: {r.get(k)}")
     for k in ("categories", "outcomes", "health_errors", "error_lines", "error"):
         if r.get(k):
