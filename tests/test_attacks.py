@@ -36,3 +36,27 @@ def test_prepares_in_flight_toward_a_silent_sink_are_capped(tmp_path: Path) -> N
     # At most the per-app cap (1,000) is held; the rest is refused with T05 (not queued: how fast is for the bench).
     assert codes.get("T05", 0) >= n - 1000, r.attack
     assert r.attack["held_by_router"] <= 1000, r.attack
+
+
+# -- These need the BTP transport rework (issue 12 items 1, 2, 4) and the adapter's Reject checks (item 6); they
+# -- fail on the reliability branch alone.
+
+
+def test_stuck_reader_every_prepare_answered_by_expiry(tmp_path: Path) -> None:
+    r = run_scenario("stuck_reader", 0.05, tmp_path)
+    unharmed(r)  # includes: no Prepare unanswered or answered after its expiry
+    assert r.attack["stuck_socket_closed"], r.attack
+
+
+def test_malformed_frame_flood_disconnects_the_abuser(tmp_path: Path) -> None:
+    unharmed(run_scenario("frame_flood", 0.05, tmp_path))
+
+
+def test_bad_handshakes_and_half_open_connections(tmp_path: Path) -> None:
+    # No 5xx for any malformed handshake (two Origin headers gave 500), and fresh apps connect while 1,100
+    # half-open connections are held against a router started with a 1,024 open-files soft limit.
+    unharmed(run_scenario("handshakes", 0.05, tmp_path))
+
+
+def test_junk_reject_codes_never_reach_the_sender(tmp_path: Path) -> None:
+    unharmed(run_scenario("junk_reject", 0.1, tmp_path))

@@ -14,3 +14,13 @@ def test_short_fuzz_run() -> None:
     assert r["hangs"] == 0 and r["health_payments"] > 0, r["health_errors"]
     assert r["tracebacks"] == 0, r["error_lines"]
     assert r["fulfilled_wrongly"] == 0, r["outcomes"]
+
+
+def test_short_fuzz_run_leaves_no_internal_errors() -> None:
+    # Needs the transport rework (websockets' internal errors on odd handshakes: AssertionError, UnicodeEncodeError,
+    # 500 for two Origin headers, logged as one line each by moneyd.loglimit) and the adapter's Reject checks
+    # (junk codes from an app reach the sender): fails on the reliability branch alone.
+    r = run(3000, seed=8)
+    assert r["crashes"] == 0 and r["hangs"] == 0, r
+    assert r["internal_errors"] == 0, r["error_lines"]
+    assert r["junk_reject_codes_passed_on"] == 0, r["outcomes"]  # item 6, the adapter's Reject checks
