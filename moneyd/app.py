@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from . import loglimit
 from .admin.monitor import Monitor
 from .handlers import IncomingHandler
 from .router.layers import (
+    DEFAULT_MAX_IN_FLIGHT_PACKETS,
     Accounts,
     AccountsLayer,
     AccountStats,
@@ -25,6 +27,7 @@ from .router.layers import (
     RateLimitLayer,
     RouteLayer,
     ValidateLayer,
+    default_max_in_flight_amount,
 )
 from .router.routing import RoutingTable
 from .server import MiniAccountsServer, OriginPolicy
@@ -54,6 +57,8 @@ class RouterSettings:
     max_packet_amount: int | None = None
     packets_per_second: float = 10_000.0
     burst: float = 20_000.0
+    # Per-app caps (RateLimitLayer): Prepares in flight, and amount in flight (None: 1,000 units of the asset).
+    max_in_flight_packets: int | None = DEFAULT_MAX_IN_FLIGHT_PACKETS
     max_in_flight_amount: int | None = None
     min_message_window: timedelta = timedelta(seconds=1)
     max_hold_time: timedelta = timedelta(seconds=30)
@@ -118,7 +123,8 @@ class Router:
         addr = lambda: self.address  # noqa: E731 - the address can change once the uplink tells us ours
         route = RouteLayer(addr, self.table, self.traffic, on_fulfilled=self.monitor.forwarded)
         h: IncomingHandler = AccountsLayer(self.traffic, ExpiryLayer(addr, s.min_message_window, s.max_hold_time, route))
-        self.rate_limit = RateLimitLayer(addr, s.packets_per_second, s.burst, s.max_in_flight_amount, h)
+        in_flight_amount = s.max_in_flight_amount if s.max_in_flight_amount is not None else default_max_in_flight_amount(self.asset_scale)
+        self.rate_limit = RateLimitLayer(addr, s.packets_per_second, s.burst, in_flight_amount, h, s.max_in_flight_packets)
         h = self.rate_limit
         if s.max_packet_amount is not None:
             h = MaxPacketAmountLayer(addr, s.max_packet_amount, h)
@@ -276,6 +282,7 @@ def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, qu
     from .logs import setup_logging
 
     setup_logging("warning" if quiet else settings.log_level, settings.log_format)
+    loglimit.install()  # a client must not be able to grow the log without bound
     router = Router(settings, store, uplink)
     try:
         _event_loop_runner()(serve_until_signalled(router, lambda line: print(line, flush=True)))

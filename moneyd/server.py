@@ -21,6 +21,7 @@ from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from .accounts import AccountBook, AccountRefused
 from .btp import ilplink
 from .btp.connection import BtpConnection, ConnectionClosed, error_frame
 from .btp.transport import Link, LinkLimits, WsLink, server_protocol
@@ -92,6 +93,7 @@ class MiniAccountsServer:
         self._server: asyncio.Server | None = None
         self._handshaking: dict[Link, None] = {}  # insertion-ordered: the oldest first
         self._handlers: set[asyncio.Task[None]] = set()
+        self.book = AccountBook(store, self.has_account)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -153,8 +155,10 @@ class MiniAccountsServer:
             return proto.reject(HTTPStatus.BAD_REQUEST, "more than one Origin header\n")
         if self.origin_policy.permits(origin):
             return None
-        limited.warning("origin", "refused a connection from browser origin %s (see --allow-origin)", (origin or "")[:100])
-        return proto.reject(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n")
+        # Header bytes that are not UTF-8 arrive as surrogates: escape them, or encoding the answer would fail.
+        shown = (origin or "")[:100].encode("ascii", "backslashreplace").decode("ascii")
+        limited.warning("origin", "refused a connection from browser origin %s (see --allow-origin)", shown)
+        return proto.reject(HTTPStatus.FORBIDDEN, f"origin {shown} is not allowed\n")
 
     # -- sending to apps -------------------------------------------------------------------------------------
 
@@ -162,7 +166,20 @@ class MiniAccountsServer:
         acct = self.accounts.get(account)
         return acct is not None and bool(acct.sockets)
 
+    async def _paying(self, account: str, prepare: Prepare) -> Reject | None:
+        """The account's binding is durable before its first paid packet goes on (moneyd.accounts)."""
+        if not prepare.amount or self.book.is_bound(account):
+            return None
+        try:
+            await self.book.used_for_payment(account)
+        except AccountRefused as e:
+            return Reject(ErrorCode.T05_RATE_LIMITED, self.router_address(), str(e))
+        return None
+
     async def send_to(self, account: str, prepare: Prepare) -> Reply:
+        refused = await self._paying(account, prepare)
+        if refused is not None:
+            return refused
         acct = self.accounts.get(account)
         address = self.router_address()
         while acct is not None and acct.sockets:
@@ -236,9 +253,10 @@ class MiniAccountsServer:
             account = username or account_for_token(token)
             if not is_valid_segment(account):
                 raise _AuthFailed(f"account name {account[:40]!r} may only hold A-Z a-z 0-9 _ ~ -")
-            token_hash = hashlib.sha256(token.encode("utf-8")).hexdigest()
-            if not await asyncio.to_thread(self.store.bind_token, account, token_hash):
-                raise _AuthFailed(f"incorrect token for account {account}")
+            try:
+                await self.book.admit(account, token)
+            except AccountRefused as e:
+                raise _AuthFailed(str(e)) from None
         except _AuthFailed as e:
             conn.send_raw(btp.encode_frame(error_frame(request_id, "F00", "NotAcceptedError", str(e))))
             raise
@@ -249,7 +267,8 @@ class MiniAccountsServer:
         if isinstance(frame, btp.Transfer):
             return ()  # local apps settle nothing with us
         prepare = ilplink.unwrap_prepare(frame.protocol_data)
-        return ilplink.wrap_reply(await self.on_prepare(prepare, account), self.router_address())
+        reply = await self._paying(account, prepare) or await self.on_prepare(prepare, account)
+        return ilplink.wrap_reply(reply, self.router_address())
 
 
 class _AuthFailed(Exception):

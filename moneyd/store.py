@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,16 @@ class Store:
         # FULL: a commit is on disk before it returns, which is what "durable before acknowledged" needs.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(account_tokens)")}
+        if "created_at" not in columns:
+            # Rows from before: when they were made is unknown, so they count from now.
+            self._db.execute("ALTER TABLE account_tokens ADD COLUMN created_at REAL")
+            self._db.execute("UPDATE account_tokens SET created_at=?", (time.time(),))
+        if "paid_at" not in columns:
+            self._db.execute("ALTER TABLE account_tokens ADD COLUMN paid_at REAL")
 
     @classmethod
     def open_default(cls, testnet: bool = False) -> Store:
@@ -85,9 +96,35 @@ class Store:
 
     # -- account bindings ----------------------------------------------------------------------------------
 
-    def bind_token(self, account: str, token_hash: str) -> bool:
-        """Bind the first token seen for an account; later, True only for that same token."""
+    def bind_token(self, account: str, token_hash: str, paid: bool = False) -> bool:
+        """Bind the first token seen for an account; later, True only for that same token. ``paid``: the binding is
+        written because the account is used for a payment (see moneyd.accounts); such bindings never expire."""
+        now = time.time()
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO account_tokens(account, token_hash) VALUES(?,?)", (account, token_hash))
+            self._db.execute(
+                "INSERT OR IGNORE INTO account_tokens(account, token_hash, created_at, paid_at) VALUES(?,?,?,?)",
+                (account, token_hash, now, now if paid else None),
+            )
+            row = self._db.execute("SELECT token_hash, paid_at FROM account_tokens WHERE account=?", (account,)).fetchone()
+            same = bool(row[0] == token_hash)
+            if same and paid and row[1] is None:
+                self._db.execute("UPDATE account_tokens SET paid_at=? WHERE account=?", (now, account))
+        return same
+
+    def bound_token(self, account: str) -> str | None:
+        """The token hash bound to an account, if any."""
+        with self._lock:
             row = self._db.execute("SELECT token_hash FROM account_tokens WHERE account=?", (account,)).fetchone()
-        return bool(row[0] == token_hash)
+        return None if row is None else str(row[0])
+
+    def expire_unpaid_bindings(self, older_than: float, now: float | None = None) -> int:
+        """Drop bindings never used for a payment and made more than ``older_than`` seconds ago; how many."""
+        cutoff = (time.time() if now is None else now) - older_than
+        with self._lock:
+            cur = self._db.execute("DELETE FROM account_tokens WHERE paid_at IS NULL AND created_at < ?", (cutoff,))
+        return cur.rowcount
+
+    def count_bindings(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM account_tokens").fetchone()
+        return int(row[0])

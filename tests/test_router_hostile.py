@@ -71,11 +71,15 @@ async def test_malformed_frames_get_btp_errors(router: Router) -> None:
 async def test_second_token_for_a_bound_account_is_refused(router: Router) -> None:
     conn, _, addr = await app(router, "alice", "first")
     assert addr == "private.moneyd.local.alice"
-    await conn.close()
+    bob, _rb, addr_b = await app(router, "", "bob-token", fulfiller)
+    p, f = prepare_for(addr_b)
+    assert await conn.send_prepare(p) == ilp.Fulfill(f)  # the first paid packet binds alice for good
+    for c in (conn, bob):
+        await c.close()
     with pytest.raises(BtpPeerError, match=r"F00.*incorrect token for account alice"):
         await connect(url(router, "alice", "second"))
     # The binding is durable: the store says so, not just memory.
-    assert router.store.bind_token("alice", hashlib.sha256(b"first").hexdigest())
+    assert router.store.bound_token("alice") == hashlib.sha256(b"first").hexdigest()
     conn, _reader, _ = await app(router, "alice", "first")
     await conn.close()
 

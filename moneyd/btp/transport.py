@@ -272,6 +272,11 @@ class WsLink(asyncio.Protocol):
         proto = self.proto
         for i, ev in enumerate(events):
             if isinstance(ev, Request) and isinstance(proto, ServerProtocol):
+                if proto.eof_sent:
+                    # websockets already gave up on this connection (it refused an earlier request in the same
+                    # read): there is nothing left to answer, and answering would trip its own assertion.
+                    self.close_reason = "the peer closed during the handshake"
+                    break
                 response = self._respond(proto, ev)
                 proto.send_response(response)
                 if proto.state is State.OPEN:

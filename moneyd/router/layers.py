@@ -92,14 +92,30 @@ class MaxPacketAmountLayer:
 class _Bucket:
     tokens: float
     stamp: float
-    in_flight: int = 0
+    in_flight: int = 0  # amount
+    packets: int = 0  # Prepares in flight
+    gone: bool = False  # the app disconnected; drop the bucket once nothing of its is in flight
+
+
+def default_max_in_flight_amount(asset_scale: int) -> int:
+    """1,000 whole units of the asset (1,000 XRP at scale 9): far above what one app pays at once, and it keeps an
+    app from tying up unbounded value (an uplink pays for Prepares before it sends them)."""
+    return int(1000 * 10**asset_scale)
+
+
+# A STREAM sender keeps up to 128 Prepares in flight, the JS benchmark client 32: 500 leaves ample room and
+# bounds what one app can make the router hold (a pending Prepare costs ~4 KB, so ~2 MB per app at the cap). It
+# stays below the BTP layer's cap on requests served at once per connection (BtpLimits.max_serving, 512), so an
+# app over it gets a clear T05 at once rather than having its socket paused behind a backlog.
+DEFAULT_MAX_IN_FLIGHT_PACKETS = 500
 
 
 @dataclass
 class RateLimitLayer:
-    """Per-app limits: a token bucket of packets per second and a cap on the amount in flight.
+    """Per-app limits: a token bucket of packets per second, and caps on the Prepares and the amount in flight.
 
-    The JS moneyd shares one 10,000-packets-a-minute bucket among all apps; here one busy app cannot starve others.
+    The JS moneyd shares one 10,000-packets-a-minute bucket among all apps; here one busy app cannot starve others:
+    an app at a cap gets T05/T04 at once (nothing is queued for it), and every other app has its own bucket and caps.
     """
 
     router_address: Callable[[], str]
@@ -107,6 +123,7 @@ class RateLimitLayer:
     burst: float
     max_in_flight_amount: int | None
     next: IncomingHandler
+    max_in_flight_packets: int | None = DEFAULT_MAX_IN_FLIGHT_PACKETS
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
@@ -114,21 +131,43 @@ class RateLimitLayer:
         b = self._buckets.get(source)
         if b is None:
             b = self._buckets[source] = _Bucket(self.burst, now)
+        b.gone = False
         b.tokens = min(self.burst, b.tokens + (now - b.stamp) * self.packets_per_second)
         b.stamp = now
         if b.tokens < 1:
             return reject(ErrorCode.T05_RATE_LIMITED, self.router_address(), "too many requests, throttling.")
+        if self.max_in_flight_packets is not None and b.packets >= self.max_in_flight_packets:
+            return reject(
+                ErrorCode.T05_RATE_LIMITED,
+                self.router_address(),
+                f"too many packets in flight for this app (at most {self.max_in_flight_packets})",
+            )
         if self.max_in_flight_amount is not None and b.in_flight + prepare.amount > self.max_in_flight_amount:
             return reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self.router_address(), "too much money in flight for this app")
         b.tokens -= 1
         b.in_flight += prepare.amount
+        b.packets += 1
         try:
             return await self.next(prepare, source)
         finally:
             b.in_flight -= prepare.amount
+            b.packets -= 1
+            if b.gone and b.packets == 0 and self._buckets.get(source) is b:
+                del self._buckets[source]
+
+    def in_flight(self, source: str) -> tuple[int, int]:
+        """(packets, amount) this source has in flight now."""
+        b = self._buckets.get(source)
+        return (0, 0) if b is None else (b.packets, b.in_flight)
 
     def forget(self, source: str) -> None:
-        self._buckets.pop(source, None)
+        """The app disconnected. Its bucket stays while Prepares of its are still in flight, so a reconnect cannot
+        reset its caps; the last of them drops it."""
+        b = self._buckets.get(source)
+        if b is not None:
+            b.gone = True
+            if b.packets == 0:
+                del self._buckets[source]
 
 
 @dataclass
