@@ -61,7 +61,7 @@ class BookMachine(RuleBasedStateMachine):
         self.settled = 0  # what our claims have paid in total
         self.out_charged = 0  # our Prepares the parent holds: in flight or fulfilled
         self.out_flight: list[int] = []
-        self.out_rejected = 0  # prepaid, then rejected: the only way our float passes the maximum
+        self.out_rejected = 0  # prepaid, then rejected: the only way our float passes settle_to
         self.in_fulfilled = 0
         self.received = 0  # what the server's claims paid of what it owed (a claim beyond pays nothing we count)
         self.in_flight: list[int] = []
@@ -113,12 +113,12 @@ class BookMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(0, 30_000_000))
     def incoming_prepare(self, amount: int) -> None:
-        before = self.book.balance
+        before = self.book.owed
         try:
             self.book.prepare_incoming(amount)
         except BalanceExceeded:
             assert before + amount > self.book.settings.maximum
-            assert self.book.balance == before
+            assert self.book.owed == before
             return
         if amount:
             self.in_flight.append(amount)

@@ -204,7 +204,9 @@ class ClaimBook:
         self.incoming = paychan
         on_ledger = from_drops(paychan.balance, self.scale)
         self.claimed = max(self.claimed, on_ledger)
-        if on_ledger > self.best.amount:
+        # Only when the ledger paid out more drops than our best claim is worth: the ledger rounds a claim up to
+        # whole drops, and a best claim raised to that rounded figure would refuse the parent's next claims.
+        if paychan.balance > to_drops(self.best.amount, self.scale):
             self.best = Claim(on_ledger)
 
     def restore_best(self, claim: Claim) -> bool:
@@ -273,12 +275,14 @@ class ClaimBook:
         return self.credit + self.owed
 
     def prepare_incoming(self, amount: int) -> None:
-        """A Prepare from the parent: reserve it against ``maximum`` (BalanceExceeded is an ILP T04)."""
+        """A Prepare from the parent: reserve it against ``maximum`` of ``owed`` (BalanceExceeded is an ILP T04)."""
         if amount == 0:
             return
-        if self.balance + amount > self.settings.maximum:
+        # Only what the parent owes us counts: our prepaid credit is ours to spend on outgoing Prepares, and Prepares
+        # the parent rejected after we paid for them can leave far more of it there than ``settle_to``.
+        if self.owed + amount > self.settings.maximum:
             raise BalanceExceeded(
-                f"exceeded maximum balance: {self.balance} + {amount} > {self.settings.maximum}"
+                f"exceeded maximum balance: {self.owed} + {amount} > {self.settings.maximum}"
             )
         self.owed += amount
 
