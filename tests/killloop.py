@@ -56,7 +56,7 @@ class Report:
             f"{self.uplink}: {len(self.kills)} kills ({', '.join(f'{n} {p}' for p, n in phases.items())}) in {self.seconds:.0f} s",
             f"  payments resumed both ways after {self.resumed}/{len(self.kills)} restarts",
             f"  claims from the parent acknowledged: {self.acked_claims}, lost: {self.lost_claims}",
-            f"  claims of ours the parent took: {self.our_claims_checked}, above what we had stored: {self.unstored_our_claims}",
+            f"  claims of ours the parent took: {self.our_claims_checked or 'not reported by this parent'}, above what we had stored: {self.unstored_our_claims}",
             f"  top-ups made while down and announced at start: {self.topups_announced}",
             f"  starts where the parent's credit differed from our count (reconciled): {self.reconciled}",
             f"  final books: {json.dumps(self.final, sort_keys=True)}",
@@ -131,6 +131,7 @@ class Loop:
     def stored_sent(self) -> int: raise NotImplementedError  # our latest claim, as the parent's events count it
     def acked(self) -> list[int]: raise NotImplementedError
     def taken(self) -> list[int]: raise NotImplementedError
+    async def parent_holds(self) -> int: raise NotImplementedError  # our latest claim, as the parent holds it
     async def channel_value(self) -> int: raise NotImplementedError
     async def topup_while_down(self) -> bool: return False
     async def announced(self, m: Moneyd) -> bool: raise NotImplementedError
@@ -250,6 +251,8 @@ async def _check_claims(loop: Loop, report: Report) -> None:
     report.acked_claims, report.our_claims_checked = len(acked), len(taken)
     report.lost_claims = sum(1 for a in acked if a > best)
     report.unstored_our_claims = sum(1 for t in taken if t > sent)
+    if await loop.parent_holds() > sent:
+        report.errors.append(f"the parent holds a claim of ours above the latest we stored ({sent})")
 
 
 # -- XRP --------------------------------------------------------------------------------------------------------
@@ -300,6 +303,8 @@ class XrpLoop(Loop):
         db = sqlite3.connect(path)
         try:
             rows = db.execute("SELECT value FROM kv WHERE namespace='xrp'").fetchall()
+        except sqlite3.OperationalError:  # killed before the schema was written
+            return {}
         finally:
             db.close()
         return json.loads(rows[0][0]) if rows else {}
@@ -340,6 +345,9 @@ class XrpLoop(Loop):
         self.parent.send({"cmd": "state", "account": "alice"})
         return await self.parent.event("state", timeout=20)
 
+    async def parent_holds(self) -> int:
+        return int((await self.parent_state())["lastClaim"]["amount"])
+
     async def announced(self, m: Moneyd) -> bool:
         st = await self.parent_state()
         return int(st["channelDrops"]) == await self.channel_value()
@@ -371,7 +379,7 @@ class XrpLoop(Loop):
 class EthLoop(Loop):
     name = "eth"
     account = "dave"
-    out_amount = 300_000  # gwei a round; our channel of 0.001 ETH (1,000,000 gwei) is topped up every few rounds
+    out_amount = 600_000  # gwei a round; our channel of 0.001 ETH (1,000,000 gwei) is topped up every other round
     out_packet = 20_000
     back_amount = 200_000
     back_packet = 20_000
@@ -406,6 +414,8 @@ class EthLoop(Loop):
         db = sqlite3.connect(path)
         try:
             rows = db.execute("SELECT value FROM kv WHERE namespace='eth'").fetchall()
+        except sqlite3.OperationalError:  # killed before the schema was written
+            return {}
         finally:
             db.close()
         return json.loads(rows[0][0]) if rows else {}
@@ -423,7 +433,11 @@ class EthLoop(Loop):
         return [int(e["value"]) for e in events(self.parent, "claim-acked", "dave")]
 
     def taken(self) -> list[int]:
-        return []  # the ETH parent takes claims silently; compared at the end through its incoming channel
+        return []  # the ETH parent takes claims silently: parent_holds compares the one it holds
+
+    async def parent_holds(self) -> int:
+        st = await self.parent_state()
+        return int(st["incoming"]["spent"]) if st.get("incoming") else 0
 
     async def parent_state(self) -> dict[str, Any]:
         assert self.parent is not None
