@@ -371,3 +371,24 @@ def test_balance_limits() -> None:
     )
     with pytest.raises(BalanceExceeded):
         strict.prepare_outgoing(6)
+
+
+def test_reconcile_takes_the_parents_figures() -> None:
+    book = new_book()
+    s = book.settle()
+    assert s is not None
+    book.prepare_outgoing(3_000_000)  # in flight when we crashed: the parent rejected it
+    book.reconcile(s.claim, 10_000_000)
+    assert (book.credit, book.sent) == (10_000_000, s.claim)
+    with pytest.raises(ProtocolError):
+        book.reconcile(s.claim, s.claim.amount + 1)  # more credit than our claims ever paid: not believable
+
+
+def test_a_ledger_payout_rounded_up_to_drops_does_not_raise_the_best_claim() -> None:
+    book = new_book()
+    c = server_claim(9_889_890)  # 9,890 drops signed
+    book.receive_claim(c.amount, c.signature or b"")
+    book.set_incoming(in_chan(balance=9_890))  # we cashed it: the ledger paid 9,890 drops
+    assert book.best == c and book.claimed == 9_890_000
+    nxt = server_claim(9_890_890)  # the parent's next claim: 1,000 more than its last
+    assert book.receive_claim(nxt.amount, nxt.signature or b"") == 1_000

@@ -106,6 +106,8 @@ async def find_credit(ask: Ask, guess: int, upper: int | None = None) -> int | N
         hi = guess - 1
     else:
         lo = guess + 1
+        if upper is not None and lo > upper:
+            return None  # "at least more than it can hold": not a parent that answers as we read it
         step = 1
         while hi is None:  # bracket the credit from above
             amount = lo + step

@@ -202,7 +202,9 @@ class XrpUplink(BtpUplink):
         async def ask(amount: int) -> credit_probe.Answer | None:
             return await credit_probe.ask_parent(conn, amount, destination, _read_asym_refusal)
 
-        credit = await credit_probe.find_credit(ask, guess, upper=last.amount)
+        # The first question goes just past our last claim: the asym server can never let that through, and its
+        # refusal says the credit exactly (a parent that does not would still be searched, from the top).
+        credit = await credit_probe.find_credit(ask, last.amount, upper=last.amount)
         if credit is None:
             log.warning("the parent did not say how much of our credit it holds; keeping our count (%d)", guess)
             credit = guess
@@ -294,8 +296,9 @@ class XrpUplink(BtpUplink):
         if pending is not None and not pending.done():
             # The parent must hold the claim before it sees the Prepare it pays for.
             await asyncio.shield(pending)
-        if epoch != self._epoch:
-            # The link was lost meanwhile and the credit taken from the parent again: this charge is gone with it.
+        if epoch != self._epoch or self._reconciling:
+            # The claim did not go through, or the link was renewed and the credit taken from the parent again:
+            # either way the next handshake sets the credit, and this charge goes with the old figure.
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the connection to the parent was renewed; try again")
         reply = await super().send_prepare(prepare)
         if isinstance(reply, Reject) and epoch == self._epoch:
