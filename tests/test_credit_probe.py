@@ -56,8 +56,9 @@ def test_unreadable_answers_give_none() -> None:
         return None
 
     assert asyncio.run(find_credit(f08, 5)) is None
-    # a parent that lets through more than it can hold (its last claim) is not one we can read
+    # a parent that lets through more than it can hold (its last claim), or anything at all, we cannot read
     assert find(ModelParent(50), 5, upper=0) is None
+    assert find(ModelParent(2**70), 5) is None
 
 
 def test_reading_rejects() -> None:

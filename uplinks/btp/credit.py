@@ -29,6 +29,7 @@ from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
 PROBE_ACCOUNT: Final = "~moneyd-credit-probe"  # "~" keeps it apart from any account name moneyd would configure
 PROBE_EXPIRY: Final = timedelta(seconds=5)
 MAX_QUESTIONS: Final = 200  # a uint64 range is searched in about 130
+MAX_AMOUNT: Final = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,9 @@ def read_t04(reject: Reject, amount: int) -> Answer | None:
 async def find_credit(ask: Ask, guess: int, upper: int | None = None) -> int | None:
     """The credit the parent holds (an integer in 0..``upper``), found by questions; None when an answer
     could not be read. ``guess`` (our own count) is asked about first."""
-    guess = max(0, guess if upper is None else min(guess, upper))
+    if upper is not None:
+        upper = min(upper, MAX_AMOUNT - 1)
+    guess = max(0, min(guess, MAX_AMOUNT - 1 if upper is None else upper))
     lo, hi = 0, upper  # invariant: lo <= credit <= hi (hi None: not bounded yet)
     questions = 0
 
@@ -110,7 +113,9 @@ async def find_credit(ask: Ask, guess: int, upper: int | None = None) -> int | N
             return None  # "at least more than it can hold": not a parent that answers as we read it
         step = 1
         while hi is None:  # bracket the credit from above
-            amount = lo + step
+            if lo >= MAX_AMOUNT:
+                return None  # it would take any Prepare at all: not a parent that answers as we read it
+            amount = min(lo + step, MAX_AMOUNT)
             answer = await question(amount)
             if answer is None:
                 return None

@@ -295,7 +295,8 @@ class EthUplink(BtpUplink):
         async def ask(amount: int) -> credit_probe.Answer | None:
             return await credit_probe.ask_parent(conn, amount, destination, credit_probe.read_t04)
 
-        credit = await credit_probe.find_credit(ask, guess)
+        # It cannot hold more than our claims ever paid it.
+        credit = await credit_probe.find_credit(ask, guess, upper=self.book.paid)
         if credit is None:
             log.warning("the parent did not say how much of our credit it holds; keeping our count (%d)", guess)
             return
