@@ -17,7 +17,7 @@ async def test_kill_loop_books_agree_to_the_unit(uplink: str, seed: int, tmp_pat
     report = await run_uplink(uplink, 3, seed, tmp_path)
     text = "\n".join(report.lines())
     assert not report.errors, text
-    assert len(report.kills) == 3 and report.resumed == 3, text
+    assert len(report.kills) == 3 and report.resumed == report.restarts >= 2, text
     assert report.acked_claims > 0 and report.lost_claims == 0 and report.unstored_our_claims == 0, text
     assert report.topups_announced == 1, text
     assert report.disagreement and all(v == 0 for v in report.disagreement.values()), text
