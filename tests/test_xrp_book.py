@@ -378,8 +378,9 @@ def test_reconcile_takes_the_parents_figures() -> None:
     s = book.settle()
     assert s is not None
     book.prepare_outgoing(3_000_000)  # in flight when we crashed: the parent rejected it
+    book.prepare_incoming(2_000_000)  # fulfilled, but the Fulfill went down with the link: never paid
     book.reconcile(s.claim, 10_000_000)
-    assert (book.credit, book.sent) == (10_000_000, s.claim)
+    assert (book.credit, book.owed, book.sent) == (10_000_000, 0, s.claim)
     with pytest.raises(ProtocolError):
         book.reconcile(s.claim, s.claim.amount + 1)  # more credit than our claims ever paid: not believable
 

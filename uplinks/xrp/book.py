@@ -150,11 +150,14 @@ class ClaimBook:
     def reconcile(self, last_claim: Claim, credit: int) -> None:
         """Adopt the parent's record of our side: its ``last_claim`` (checked as in ``load_last_claim``) and
         ``credit``, its last claim minus the Prepares of ours it holds. Called at every (re)connection, with no
-        claim of ours in flight: what we counted before (a crash, a claim lost or refused) no longer matters."""
+        claim of ours in flight: what we counted before (a crash, a claim lost or refused) no longer matters.
+        What it owed us is forgotten too (a Fulfill lost with the link is never paid): its next claims pay the
+        rest, and ``money_received`` takes them as that."""
         self.load_last_claim(last_claim)
         if credit > last_claim.amount:
             raise ProtocolError(f"the parent's credit {credit} exceeds our last claim {last_claim.amount}")
         self.credit = credit
+        self.owed = 0
 
     def sign_payment(self, amount: int) -> Settlement:
         """A claim for ``amount`` more base units than the last one, without touching the balance."""

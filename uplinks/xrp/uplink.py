@@ -391,8 +391,8 @@ class XrpUplink(BtpUplink):
     def _maybe_settle(self) -> None:
         """Prepay the parent up to ``settle_to`` (at start, after a reconnect or a top-up)."""
         book, conn = self.book, self.conn
-        if book is None or conn is None:
-            return
+        if book is None or conn is None or self._reconciling:
+            return  # no claim may be in flight while the handshake reads the credit from the parent
         try:
             settlement = book.settle()
         except InsufficientCapacity as e:
