@@ -506,6 +506,9 @@ async def run_uplink(uplink: str, kills: int, seed: int, tmp: Path, log: Callabl
         report.errors.append(f"{type(e).__name__}: {e}")
     finally:
         node.stop_all()
+        chain = getattr(loop, "chain", None)
+        if chain is not None:
+            await chain.close()
         with contextlib.suppress(Exception):
             loop.close()
     return report
