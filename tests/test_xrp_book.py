@@ -61,9 +61,9 @@ class BookMachine(RuleBasedStateMachine):
         self.settled = 0  # what our claims have paid in total
         self.out_charged = 0  # our Prepares the parent holds: in flight or fulfilled
         self.out_flight: list[int] = []
-        self.out_rejected = 0  # prepaid, then rejected: the only way our float passes the maximum
+        self.out_rejected = 0  # prepaid, then rejected: the only way our float passes settle_to
         self.in_fulfilled = 0
-        self.received = 0
+        self.received = 0  # what the server's claims paid of what it owed (a claim beyond pays nothing we count)
         self.in_flight: list[int] = []
         self.server_total = 0  # what the server's claims to us add up to
         self.best_seen = 0
@@ -78,7 +78,7 @@ class BookMachine(RuleBasedStateMachine):
             s = self.book.settle()
         if s is not None:
             self.settled += s.amount
-            assert self.book.balance == self.book.settings.settle_to
+            assert self.book.credit == self.book.settings.settle_to
             assert claims.verify_claim(OUR_KEY.public_key, OUT_CH, s.drops, s.claim.signature or b"")
 
     @rule()
@@ -87,20 +87,20 @@ class BookMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(1, 30_000_000))
     def outgoing_prepare(self, amount: int) -> None:
-        before, sent = self.book.balance, self.book.sent
+        before, sent = self.book.credit, self.book.sent
         try:
             s = self.book.prepare_outgoing(amount)
         except InsufficientCapacity:
-            assert (self.book.balance, self.book.sent) == (before, sent)  # refused: nothing changed
+            assert (self.book.credit, self.book.sent) == (before, sent)  # refused: nothing changed
             self._settle()  # tops the channel up
             return
         self.out_charged += amount
         self.out_flight.append(amount)
         if s is not None:
             self.settled += s.amount
-            assert self.book.balance == self.book.settings.settle_to
+            assert self.book.credit == self.book.settings.settle_to
             assert claims.verify_claim(OUR_KEY.public_key, OUT_CH, s.drops, s.claim.signature or b"")
-        assert self.book.balance >= 0  # the parent holds claims for every Prepare it has seen
+        assert self.book.credit >= 0  # the parent holds claims for every Prepare it has seen
 
     @precondition(lambda self: self.out_flight)
     @rule(fulfil=st.booleans())
@@ -113,12 +113,12 @@ class BookMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(0, 30_000_000))
     def incoming_prepare(self, amount: int) -> None:
-        before = self.book.balance
+        before = self.book.owed
         try:
             self.book.prepare_incoming(amount)
         except BalanceExceeded:
             assert before + amount > self.book.settings.maximum
-            assert self.book.balance == before
+            assert self.book.owed == before
             return
         if amount:
             self.in_flight.append(amount)
@@ -143,7 +143,8 @@ class BookMachine(RuleBasedStateMachine):
             assert claims.to_drops(claim.amount, 9) > 1_000_000
             return
         self.server_total += amount
-        self.received += added
+        owed = self.in_fulfilled + sum(self.in_flight) - self.received
+        self.received += min(added, max(owed, 0))
         assert added == amount
 
     @rule(back=st.integers(1, 10**9), forge=st.booleans())
@@ -172,10 +173,14 @@ class BookMachine(RuleBasedStateMachine):
     def accounting(self) -> None:
         b = self.book
         pending = sum(self.in_flight)
-        assert b.balance == self.settled - self.out_charged + self.in_fulfilled + pending - self.received
-        # Never pay more than we consumed (net) plus the limit, but for Prepares we paid for before sending that
-        # were then rejected (the parent keeps that as credit for the next ones).
-        assert b.balance <= b.settings.maximum + self.out_rejected
+        assert b.credit == self.settled - self.out_charged
+        assert b.owed == self.in_fulfilled + pending - self.received
+        assert b.balance == b.credit + b.owed
+        assert b.unattributed == self.server_total - self.received
+        # Never prepay more than settle_to, but for Prepares we paid for before sending that were then rejected
+        # (the parent keeps that as credit for the next ones); never let the parent owe us more than the limit.
+        assert b.credit <= b.settings.settle_to + self.out_rejected
+        assert b.owed <= b.settings.maximum
         assert b.sent is not None and b.sent.amount == self.settled
         # The best incoming claim only grows, and we never claim past it.
         assert b.best.amount >= self.best_seen
@@ -327,9 +332,14 @@ def test_incoming_claim_checks() -> None:
     with pytest.raises(ClaimRejected) as e:
         book.receive_claim(c.amount, c.signature or b"")
     assert e.value.reason == "signature"
-    c = server_claim(1_000_000)
-    assert book.receive_claim(c.amount, c.signature or b"") == 990_000
-    assert book.balance == -990_000
+    c = server_claim(990_000)
+    assert book.receive_claim(c.amount, c.signature or b"") == 980_000
+    # it owed us nothing: the claim pays for Prepares we have no record of (from before a restart)
+    assert (book.balance, book.unattributed) == (0, 980_000)
+    book.prepare_incoming(5_000)
+    c = server_claim(992_000)
+    assert book.receive_claim(c.amount, c.signature or b"") == 2_000
+    assert (book.owed, book.unattributed) == (3_000, 980_000)
 
 
 def test_submission_follows_the_one_percent_rule_and_restores_from_store() -> None:
@@ -361,3 +371,25 @@ def test_balance_limits() -> None:
     )
     with pytest.raises(BalanceExceeded):
         strict.prepare_outgoing(6)
+
+
+def test_reconcile_takes_the_parents_figures() -> None:
+    book = new_book()
+    s = book.settle()
+    assert s is not None
+    book.prepare_outgoing(3_000_000)  # in flight when we crashed: the parent rejected it
+    book.prepare_incoming(2_000_000)  # fulfilled, but the Fulfill went down with the link: never paid
+    book.reconcile(s.claim, 10_000_000)
+    assert (book.credit, book.owed, book.sent) == (10_000_000, 0, s.claim)
+    with pytest.raises(ProtocolError):
+        book.reconcile(s.claim, s.claim.amount + 1)  # more credit than our claims ever paid: not believable
+
+
+def test_a_ledger_payout_rounded_up_to_drops_does_not_raise_the_best_claim() -> None:
+    book = new_book()
+    c = server_claim(9_889_890)  # 9,890 drops signed
+    book.receive_claim(c.amount, c.signature or b"")
+    book.set_incoming(in_chan(balance=9_890))  # we cashed it: the ledger paid 9,890 drops
+    assert book.best == c and book.claimed == 9_890_000
+    nxt = server_claim(9_890_890)  # the parent's next claim: 1,000 more than its last
+    assert book.receive_claim(nxt.amount, nxt.signature or b"") == 1_000

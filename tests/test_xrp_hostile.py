@@ -47,6 +47,11 @@ class FakeParent:
         self.channel_messages = 0
         self.port = 0
         self.server: Any = None
+        # The asym server's books, when ``books``: our Prepares are refused (T04) beyond what our claims cover.
+        self.books = False
+        self.prepared = 0
+        self.last_claim: dict[str, str] = {"amount": "0"}
+        self.refuse_claims = False
 
     async def start(self) -> FakeParent:
         self.server = await serve(self._serve, "127.0.0.1", 0, compression=None)
@@ -61,7 +66,12 @@ class FakeParent:
     async def _handle(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
         pd = frame.protocol_data
         if isinstance(frame, btp.Transfer):
-            self.claims_in.append(json.loads(pd[0].data))
+            claim = json.loads(pd[0].data)
+            if self.refuse_claims:
+                raise RequestRefused("F00", "NotAcceptedError", "Invalid claim: claim amount exceeds channel balance")
+            self.claims_in.append(claim)
+            if int(claim["amount"]) > int(self.last_claim["amount"]):
+                self.last_claim = claim
             return ()
         names = {p.protocol_name for p in pd}
         if "auth" in names:
@@ -70,13 +80,15 @@ class FakeParent:
             info = {"address": self.wallet.address, "account": ACCOUNT, "currencyScale": 9}
             if self.channel:
                 info["channel"] = self.channel
+            if self.client_channel and self.books:
+                info["clientChannel"] = self.client_channel
             return (ProtocolData.json("info", json.dumps(info)),)
         if "channel" in names:
             self.channel = next(p for p in pd if p.protocol_name == "channel").data.hex().upper()
             self.channel_messages += 1
             return ()
         if "last_claim" in names:
-            return (ProtocolData.json("last_claim", json.dumps({"amount": "0"})),)
+            return (ProtocolData.json("last_claim", json.dumps(self.last_claim if self.books else {"amount": "0"})),)
         if "fund_channel" in names:
             async with await XrpLedger.connect(self.emu.url) as ledger:
                 dest = self.fund_to or next(p for p in pd if p.protocol_name == "fund_channel").data.decode()
@@ -88,9 +100,13 @@ class FakeParent:
         if entry is not None:
             prepare = ilp.decode_prepare(entry.data)
             reply: ilp.Reply
+            used = self.prepared + prepare.amount - int(self.last_claim["amount"])
             if prepare.destination == "peer.config":
                 reply = ildcp.response(ildcp.IldcpResponse(ACCOUNT, 9, "XRP"))
+            elif self.books and used > 0:
+                reply = ilp.Reject("T04", "test.fake.", f"Insufficient bandwidth, used: {used} max: 0")
             elif prepare.execution_condition == CONDITION:
+                self.prepared += prepare.amount if self.books else 0
                 reply = ilp.Fulfill(FULFILLMENT, b"")
             else:
                 reply = ilp.Reject(ilp.ErrorCode.F02_UNREACHABLE, "test.fake", "no route")
@@ -283,3 +299,46 @@ async def test_a_topup_from_outside_is_announced_to_the_parent(hostile: tuple[Se
     assert fake.channel is not None
     assert s.emu.ledger.channel(fake.channel).amount == 13 * XRP  # type: ignore[union-attr]
     assert "our payment channel grew to 13000000 drops" in "\n".join(m.err)
+
+
+async def test_a_refused_claim_is_not_counted_as_paid(hostile: tuple[Setup, FakeParent]) -> None:
+    """The parent refuses one of our claims: moneyd drops the link, and on reconnecting takes its last claim and
+    the credit it holds from the parent; the books agree to the unit and payments go on."""
+    from datetime import UTC, datetime, timedelta
+
+    from moneyd.localapp import LocalApp
+
+    s, fake = hostile
+    fake.books = True
+    m = await Moneyd.start(s)
+    try:
+        app = await LocalApp.connect(m.via)
+
+        async def pay(amount: int) -> ilp.Reply:
+            return await app.send_prepare(ilp.Prepare(amount, datetime.now(UTC) + timedelta(seconds=30), CONDITION,
+                                                      "test.fake.bob"))
+
+        try:
+            assert isinstance(await pay(3_000_000), ilp.Fulfill)
+            fake.refuse_claims = True
+            refused = await pay(3_000_000)  # brings the credit below 5,000,000: a new claim first, refused
+            assert isinstance(refused, ilp.Reject) and refused.code == "T01", refused
+            refused_at = int(fake.last_claim["amount"])
+            fake.refuse_claims = False
+            last: ilp.Reply | None = None
+            for _ in range(100):  # T01 until it has reconnected
+                last = await pay(3_000_000)
+                if isinstance(last, ilp.Fulfill):
+                    break
+                await asyncio.sleep(0.2)
+            assert isinstance(last, ilp.Fulfill), f"{last}\n" + "\n".join(m.err[-15:])
+        finally:
+            await app.close()
+    finally:
+        assert await m.stop() == 0, "\n".join(m.err)
+    log = "\n".join(m.err)
+    assert "the parent did not take our claim" in log and "reconnected to the parent" in log
+    saved = s.saved()
+    assert int(fake.last_claim["amount"]) > refused_at  # paid again, after the refusal
+    assert int(saved["sent_amount"]) == int(fake.last_claim["amount"])
+    assert int(saved["credit"]) == int(fake.last_claim["amount"]) - fake.prepared

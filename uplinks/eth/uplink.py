@@ -8,8 +8,14 @@ accounts for it, the Prepares of one turn of the event loop share one commit and
 them all), which goes to the parent as a ``machinomy`` BTP Message (the way the JS plugin sends claims; its server
 refuses BTP Transfers), and the Prepares follow once the parent has answered it. Claims from the parent are checked
 against the channel as the chain reports it (a read serves the next claims for a few seconds: ``ChannelFacts``),
-stored durably, and only then acknowledged; bad ones are refused with a BTP error and one log line. The state (``ClaimBook.snapshot()`` plus what is needed to finish a channel opening)
-is in the Store under namespace ``eth``, written before any claim leaves and before any claim is acknowledged.
+stored durably, and only then acknowledged; bad ones are refused with a BTP error and one log line. The state
+(``ClaimBook.snapshot()`` plus what is needed to finish a channel opening) is in the Store under namespace ``eth``, written before any claim leaves and before any claim is acknowledged.
+
+After a crash the Prepares that were in flight are charged in our book whatever became of them, so the prepaid
+credit is never carried over a connection: the handshake, before any Prepare of ours is sent, takes it from the
+parent (credit probes, uplinks/btp/credit.py). It also tells the parent about a deposit it was never told of
+(``channelDeposit``: made by eth:topup, or before a crash). A claim the parent does not take drops the link, so the
+next handshake settles up again.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from moneyd.uplink import UplinkBalance
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
+from uplinks.btp import credit as credit_probe
 from uplinks.btp.uplink import BtpUplink
 
 from . import messages
@@ -91,6 +98,7 @@ class UplinkState:
     parent_address: str | None = None
     pending_open: dict[str, str] | None = None
     retired: list[str] = field(default_factory=list)
+    announced: int | None = None  # our channel's value (wei) as the parent was last told it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +106,7 @@ class UplinkState:
             "parentAddress": self.parent_address,
             "pendingOpen": self.pending_open,
             "retired": list(self.retired),
+            "announced": None if self.announced is None else str(self.announced),
         }
 
     @classmethod
@@ -123,7 +132,9 @@ class UplinkState:
         parent = data.get("parentAddress")
         if (pending is not None and not isinstance(pending, dict)) or not isinstance(retired, list):
             raise ProtocolError(f"the stored ETH uplink state {key!r} is damaged")
-        return cls(book, parent if isinstance(parent, str) else None, pending, [str(r) for r in retired])
+        announced = data.get("announced")
+        return cls(book, parent if isinstance(parent, str) else None, pending, [str(r) for r in retired],
+                   int(announced) if isinstance(announced, str) and announced.isdigit() else None)
 
     def save(self, store: Store, key: str) -> None:
         store.put(NAMESPACE, key, self.to_json())
@@ -292,10 +303,10 @@ class EthUplink(BtpUplink):
             )
         conn = self.conn
         assert conn is not None
-        await self._handshake(conn)
+        await self._handshake(conn, info.client_address)
         return info
 
-    async def _handshake(self, conn: BtpConnection) -> None:
+    async def _handshake(self, conn: BtpConnection, address: str = "") -> None:
         assert self.state is not None
         try:
             reply = await conn.request([messages.info(self.address)])
@@ -319,7 +330,36 @@ class EthUplink(BtpUplink):
                 await conn.request([messages.machinomy(claim)])
             except BtpPeerError as e:
                 log.warning("the parent refused our claim for %s on channel %s: %s", eth(claim.value), channel_id_hex(claim.channel_id), e)
+        out = self.book.outgoing
+        if out is not None and claim is not None and self.state.announced != out.value:
+            # A deposit the parent never heard of (it completed while we were down): it reads the chain again.
+            if self.state.announced is not None:
+                log.info("our channel holds %s, the parent was last told %s: telling it", eth(out.value), eth(self.state.announced))
+                with contextlib.suppress(BtpPeerError):
+                    await conn.request([messages.channel_deposit()])
+            self.state.announced = out.value
+            self._persist()
+        if address:
+            await self._reconcile(conn, address)
         self.ready.set()
+
+    async def _reconcile(self, conn: BtpConnection, address: str) -> None:
+        """Take the prepaid credit from the parent: what it holds is what counts (see the module doc)."""
+        guess = self.book.credit()
+        destination = credit_probe.probe_destination(address)
+
+        async def ask(amount: int) -> credit_probe.Answer | None:
+            return await credit_probe.ask_parent(conn, amount, destination, credit_probe.read_t04)
+
+        # It cannot hold more than our claims ever paid it.
+        credit = await credit_probe.find_credit(ask, guess, upper=self.book.paid)
+        if credit is None:
+            log.warning("the parent did not say how much of our credit it holds; keeping our count (%d)", guess)
+            return
+        if credit != guess:
+            log.info("the parent holds %d of our prepaid credit, we counted %d: taking the parent's figure", credit, guess)
+            self.book.charged = self.book.paid - credit
+            self._persist()
 
     async def _ensure_channel(self, parent: str) -> None:
         """Our channel to ``parent`` exists on chain and is in the book; open one when there is none."""
@@ -404,6 +444,10 @@ class EthUplink(BtpUplink):
             except (ConnectionClosed, BtpPeerError, TimeoutError) as e:
                 self.book.rejected(amount)
                 await self._persist_batched()
+                if not isinstance(e, ConnectionClosed):
+                    # Not taken, or not known to be: drop the link, the next handshake takes the credit from the parent.
+                    self.ready.clear()
+                    await conn.close()
                 return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, f"the parent did not take our claim: {e or type(e).__name__}")
             self._maybe_topup()
         try:
@@ -513,6 +557,10 @@ class EthUplink(BtpUplink):
                 await conn.request([messages.channel_deposit()])
             except (ConnectionClosed, BtpPeerError, TimeoutError) as e:
                 log.warning("could not tell the parent about the deposit: %s", e)
+            else:
+                if self.state is not None and self.book.outgoing is not None:
+                    self.state.announced = self.book.outgoing.value
+                    self._persist()
         return tx
 
     async def request_close(self, wait: float = 10.0) -> bool:

@@ -3,10 +3,18 @@
 Two channels meet here. Ours (us -> parent) carries the claims we sign to pay; the parent's (parent -> us, the
 "client channel") carries the claims it signs to pay us. Around them runs the connector's balance, as the JS
 moneyd configures it (maximum 20e6, settleThreshold 5e6, settleTo 10e6 at scale 9): the balance is what the
-parent owes us, positive when we prepaid. Incoming Prepares raise it (refused above ``maximum``), their rejects
-lower it again. Our outgoing Prepares lower it when they are *sent* (the asym server counts prepared amounts
-against our claims) and their rejects raise it back; when it would fall below ``settle_threshold`` we sign, before
-the Prepare goes, a claim that brings it back to ``settle_to``. Claims the parent sends lower it by what they add.
+parent owes us, positive when we prepaid. It has two parts, kept apart because each is reconciled from its own
+record at the parent:
+
+- ``credit``: our claims minus our Prepares the parent holds (the asym server's ``last_claim`` minus its prepared
+  balance). Our outgoing Prepares lower it when they are *sent* (the asym server counts prepared amounts against
+  our claims, with no bandwidth) and their rejects raise it back; when it would fall below ``settle_threshold`` we
+  sign, before the Prepare goes, a claim that brings it back to ``settle_to``. After a reconnect it is set from
+  what the parent says (``reconcile``), never carried over from before.
+- ``owed``: the parent's Prepares to us not yet paid by its claims. Incoming Prepares raise it (refused when the
+  balance would pass ``maximum``), their rejects lower it. A claim pays it down but never below 0: the asym server
+  pays only for fulfilled Prepares, so a claim beyond what we count pays for Prepares fulfilled before a crash,
+  whose record went with the process (``unattributed`` counts such amounts).
 
 The I/O layer calls these methods and does what they return: send a claim, submit one to the ledger, top the
 channel up, store the best incoming claim durably before acknowledging it.
@@ -102,7 +110,9 @@ class ClaimBook:
             raise ConfigError(f"fund amount must be positive, got {fund_drops} drops")
         self.fund_drops = fund_drops
         self.max_fee = max_fee
-        self.balance = 0
+        self.credit = 0  # what our claims prepaid, minus our Prepares the parent holds
+        self.owed = 0  # the parent's Prepares to us, not yet paid by its claims
+        self.unattributed = 0  # claim amounts beyond ``owed``: paying for Prepares from before a restart
         # ours -> parent
         self.outgoing: PayChannel | None = None
         self.sent: Claim | None = None  # None until the parent's last_claim is loaded
@@ -136,6 +146,18 @@ class ClaimBook:
                 "is not one we signed; refusing to continue from it"
             )
         self.sent = claim
+
+    def reconcile(self, last_claim: Claim, credit: int) -> None:
+        """Adopt the parent's record of our side: its ``last_claim`` (checked as in ``load_last_claim``) and
+        ``credit``, its last claim minus the Prepares of ours it holds. Called at every (re)connection, with no
+        claim of ours in flight: what we counted before (a crash, a claim lost or refused) no longer matters.
+        What it owed us is forgotten too (a Fulfill lost with the link is never paid): its next claims pay the
+        rest, and ``money_received`` takes them as that."""
+        self.load_last_claim(last_claim)
+        if credit > last_claim.amount:
+            raise ProtocolError(f"the parent's credit {credit} exceeds our last claim {last_claim.amount}")
+        self.credit = credit
+        self.owed = 0
 
     def sign_payment(self, amount: int) -> Settlement:
         """A claim for ``amount`` more base units than the last one, without touching the balance."""
@@ -185,7 +207,9 @@ class ClaimBook:
         self.incoming = paychan
         on_ledger = from_drops(paychan.balance, self.scale)
         self.claimed = max(self.claimed, on_ledger)
-        if on_ledger > self.best.amount:
+        # Only when the ledger paid out more drops than our best claim is worth: the ledger rounds a claim up to
+        # whole drops, and a best claim raised to that rounded figure would refuse the parent's next claims.
+        if paychan.balance > to_drops(self.best.amount, self.scale):
             self.best = Claim(on_ledger)
 
     def restore_best(self, claim: Claim) -> bool:
@@ -248,18 +272,25 @@ class ClaimBook:
 
     # --- the balance (ilp-connector's balance middleware) -----------------------------------------------
 
+    @property
+    def balance(self) -> int:
+        """What the parent owes us in all: prepaid credit plus its unpaid Prepares."""
+        return self.credit + self.owed
+
     def prepare_incoming(self, amount: int) -> None:
-        """A Prepare from the parent: reserve it against ``maximum`` (BalanceExceeded is an ILP T04)."""
+        """A Prepare from the parent: reserve it against ``maximum`` of ``owed`` (BalanceExceeded is an ILP T04)."""
         if amount == 0:
             return
-        if self.balance + amount > self.settings.maximum:
+        # Only what the parent owes us counts: our prepaid credit is ours to spend on outgoing Prepares, and Prepares
+        # the parent rejected after we paid for them can leave far more of it there than ``settle_to``.
+        if self.owed + amount > self.settings.maximum:
             raise BalanceExceeded(
-                f"exceeded maximum balance: {self.balance} + {amount} > {self.settings.maximum}"
+                f"exceeded maximum balance: {self.owed} + {amount} > {self.settings.maximum}"
             )
-        self.balance += amount
+        self.owed += amount
 
     def incoming_rejected(self, amount: int) -> None:
-        self.balance -= amount
+        self.owed -= amount
 
     def prepare_outgoing(self, amount: int) -> Settlement | None:
         """A Prepare of ``amount`` we are about to send the parent, charged now: the asym server counts what we
@@ -270,35 +301,38 @@ class ClaimBook:
         claim our channel cannot hold; BalanceExceeded below ``minimum``."""
         if amount <= 0:
             return None
-        new = self.balance - amount
-        if self.settings.minimum is not None and new < self.settings.minimum:
+        if self.settings.minimum is not None and self.balance - amount < self.settings.minimum:
             raise BalanceExceeded(f"insufficient funds: {self.balance} - {amount} < {self.settings.minimum}")
+        new = self.credit - amount
         t = self.settings.settle_threshold
         if t is None or new >= t or self.outgoing is None or self.sent is None:
-            self.balance = new
+            self.credit = new
             return None
         try:
             settlement = self.sign_payment(self.settings.settle_to - new)
         except InsufficientCapacity:
             if new < 0:
                 raise
-            self.balance = new  # still prepaid: it goes through; the caller tops the channel up
+            self.credit = new  # still prepaid: it goes through; the caller tops the channel up
             return None
-        self.balance = self.settings.settle_to
+        self.credit = self.settings.settle_to
         return settlement
 
     def outgoing_rejected(self, amount: int) -> None:
         """Our Prepare of ``amount`` was rejected: the parent no longer counts it."""
-        self.balance += amount
+        self.credit += amount
 
     def money_received(self, amount: int) -> None:
-        self.balance -= amount
+        """A claim from the parent added ``amount``: it pays what it owes us, and no more (see the module doc)."""
+        paid = min(amount, max(self.owed, 0))
+        self.owed -= paid
+        self.unattributed += amount - paid
 
     def settle_amount(self) -> int:
         t = self.settings.settle_threshold
-        if t is None or self.balance >= t:
+        if t is None or self.credit >= t:
             return 0
-        return self.settings.settle_to - self.balance
+        return self.settings.settle_to - self.credit
 
     def settle(self) -> Settlement | None:
         """When the balance is below the threshold, sign the claim that brings it to ``settle_to`` and count it
@@ -307,7 +341,7 @@ class ClaimBook:
         if amount <= 0 or self.outgoing is None or self.sent is None:
             return None
         settlement = self.sign_payment(amount)
-        self.balance += amount
+        self.credit += amount
         return settlement
 
     # --- persistence -----------------------------------------------------------------------------------
@@ -320,6 +354,8 @@ class ClaimBook:
             "best_signature": self.best.signature_hex,
             "claimed": str(self.claimed),
             "balance": str(self.balance),
+            "credit": str(self.credit),
+            "owed": str(self.owed),
         }
 
     def _outgoing(self) -> PayChannel:

@@ -5,11 +5,16 @@ The protocol decisions live in the pure ClaimBook (book.py) and the message code
 only moves bytes and ledger transactions around them. The BTP link itself (reconnect with backoff, T01 while
 down, ILDCP) is the plain BTP uplink's; on every (re)connect the asym handshake runs first:
 
-  info → our channel (find or create, then prove it ours) → last_claim → the parent's channel to us (fund_channel)
+  info → our channel (find or create, then prove it ours; proved again when the ledger shows more in it than the
+  parent was last told, e.g. a top-up that completed while moneyd was down) → last_claim and the parent's credit
+  (``reconcile``) → the parent's channel to us (fund_channel)
 
 Money state is durable before it is acknowledged: an incoming claim is committed to the Store before the
-Transfer is answered, and a claim we sign is committed before it is sent. The balance (what the parent owes us)
-is saved with every claim either way and at least once a second while it changes.
+Transfer is answered, and a claim we sign is committed before it is sent. Our prepaid credit is never carried
+over a connection: at every (re)connection, with our Prepares held back (T01), it is set from what the parent
+holds (its last_claim, and its prepared balance learned by credit probes, uplinks/btp/credit.py), so a crash, a
+lost claim or a Prepare whose fate went with the process cannot make the two books drift apart. A claim the
+parent refuses is not counted as paid: the link is dropped and the reconnection reconciles.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ from moneyd.wire.ilp import (
     Reply,
     encode_amount_too_large,
 )
+from uplinks.btp import credit as credit_probe
 from uplinks.btp.uplink import BtpUplink
 
 from . import messages
@@ -88,6 +95,9 @@ class XrpUplink(BtpUplink):
         self._dirty = False
         self._claim_in_flight: asyncio.Task[Any] | None = None
         self._stopping = asyncio.Event()
+        self._reconciling = True  # our Prepares wait (T01) until the handshake has set the credit
+        self._epoch = 0  # one per connection: a Prepare charged on an older one is never sent on a newer one
+        self.announced_drops: int | None = None  # our channel's amount as the parent was last told it
 
     # -- connecting ----------------------------------------------------------------------------------------
 
@@ -103,11 +113,17 @@ class XrpUplink(BtpUplink):
             raise
         self._housekeeper = asyncio.create_task(self._housekeeping())
 
+    async def _open(self) -> None:
+        self._reconciling = True
+        self._epoch += 1
+        await super()._open()
+
     async def _fetch_info(self) -> ildcp.IldcpResponse:
         # The asym server answers ILDCP only once both channels are in place: handshake first.
         await self._handshake()
         info = await super()._fetch_info()
-        self._maybe_settle()  # prepay up to settle_to, or resend what a lost connection swallowed
+        self._reconciling = False
+        self._maybe_settle()  # prepay up to settle_to
         return info
 
     async def _handshake(self) -> None:
@@ -127,12 +143,17 @@ class XrpUplink(BtpUplink):
             raise ProtocolError(f"the parent's XRP address changed from {book.server_address} to {info.address}")
         self.account = info.account
         saved = self._load()
+        if self.announced_drops is None and isinstance(saved.get("announced_drops"), int):
+            self.announced_drops = saved["announced_drops"]
 
         channel = info.channel
         if channel is None:
             channel = await self._our_unregistered_channel(book, saved)
             log.info("registering our payment channel %s with the parent", channel)
             await conn.request(messages.channel_proof(book.key, channel, info.account))
+            registered = True
+        else:
+            registered = False
         paychan = await ledger.paychan(channel)
         if paychan is None:
             raise ProtocolError(
@@ -141,13 +162,16 @@ class XrpUplink(BtpUplink):
         book.set_outgoing(paychan)
         if paychan.expiration is not None:
             log.warning("our payment channel %s is closing (expiration %d); top-ups will fail", channel, paychan.expiration)
-
-        previous = book.sent
-        book.load_last_claim(messages.parse_last_claim(await conn.request(messages.last_claim_request())))
-        assert book.sent is not None
-        if previous is not None and previous.amount > book.sent.amount:
-            # Claims we sent that never arrived: we counted them as paid, so we still owe them.
-            book.balance -= previous.amount - book.sent.amount
+        if registered:
+            self.announced_drops = paychan.amount
+        elif self.announced_drops != paychan.amount:
+            # A top-up the parent never heard of (it completed while we were down, or its proof was lost): the
+            # parent refuses every claim above the amount it knows until it rereads the channel.
+            log.info("our payment channel holds %d drops, the parent was last told %s; telling it",
+                     paychan.amount, self.announced_drops if self.announced_drops is not None else "nothing")
+            await conn.request(messages.channel_proof(book.key, channel, info.account))
+            self.announced_drops = paychan.amount
+            self._save_fields(self._load() | {"announced_drops": paychan.amount})
 
         client = info.client_channel
         if client is None:
@@ -158,14 +182,37 @@ class XrpUplink(BtpUplink):
         if incoming is None:
             raise ProtocolError(f"the parent's channel {client} to us is not on the ledger")
         book.set_incoming(incoming)
+        # Only now: the parent takes Prepares from us (and so answers credit probes) once both channels exist.
+        await self._reconcile(conn, book, saved)
         if self.book is None:
             self._restore(book, saved)
             self.book = book
         self._save()
+        assert book.sent is not None
         log.info(
             "XRP channels: ours %s (%s of %s drops promised), the parent's %s (%s drops, best claim %s drops)",
             book.outgoing.channel_id if book.outgoing else "-", to_drops(book.sent.amount, book.scale),
             paychan.amount, incoming.channel_id, incoming.amount, to_drops(book.best.amount, book.scale))
+
+    async def _reconcile(self, conn: Any, book: ClaimBook, saved: dict[str, Any]) -> None:
+        """Take our side of the books from the parent: its last claim from us, and the credit it holds (probed)."""
+        last = messages.parse_last_claim(await conn.request(messages.last_claim_request()))
+        book.load_last_claim(last)  # refuses a last claim we never signed
+        guess = book.credit if self.book is not None else _saved_int(saved, "credit", 0)
+        destination = credit_probe.probe_destination(self.account)
+
+        async def ask(amount: int) -> credit_probe.Answer | None:
+            return await credit_probe.ask_parent(conn, amount, destination, _read_asym_refusal)
+
+        # The first question goes just past our last claim: the asym server can never let that through, and its
+        # refusal says the credit exactly (a parent that does not would still be searched, from the top).
+        credit = await credit_probe.find_credit(ask, last.amount, upper=last.amount)
+        if credit is None:
+            log.warning("the parent did not say how much of our credit it holds; keeping our count (%d)", guess)
+            credit = guess
+        elif credit != guess:
+            log.info("the parent holds %d of our prepaid credit, we counted %d: taking the parent's figure", credit, guess)
+        book.reconcile(last, credit)
 
     async def _our_unregistered_channel(self, book: ClaimBook, saved: dict[str, Any]) -> str:
         """A channel of ours the parent does not know yet: one we created before a crash, else a new one."""
@@ -205,6 +252,8 @@ class XrpUplink(BtpUplink):
             return
         snap = book.snapshot()
         snap["outgoing_channel"] = book.outgoing.channel_id if book.outgoing else None
+        if self.announced_drops is not None:
+            snap["announced_drops"] = self.announced_drops
         if book.sent is not None:
             snap["sent_amount"], snap["sent_signature"] = str(book.sent.amount), book.sent.signature_hex
         self._save_fields(snap)
@@ -216,22 +265,25 @@ class XrpUplink(BtpUplink):
         try:
             best = Claim(int(saved["best_amount"]), bytes.fromhex(saved["best_signature"]) if saved.get("best_signature") else None)
             claimed = int(saved.get("claimed", "0"))
-            balance = int(saved.get("balance", "0"))
         except (KeyError, ValueError, TypeError) as e:
             log.error("ignoring unreadable saved XRP uplink state: %s", e)
             return
         if best.signature is not None and not book.restore_best(best) and best.amount > book.best.amount:
             log.error("the saved best claim (%d units) does not verify against channel %s", best.amount, book.incoming.channel_id)
         book.claimed = max(book.claimed, claimed)
-        book.balance = balance
-        log.info("restored: best incoming claim %d units, balance %d", book.best.amount, book.balance)
+        # What the parent owed us for Prepares before the restart is not restored: its next claims pay it, and
+        # the book takes a claim beyond what it counts as paying exactly that (ClaimBook.money_received).
+        log.info("restored: best incoming claim %d units, prepaid credit %d (from the parent)", book.best.amount, book.credit)
 
     # -- packets and claims --------------------------------------------------------------------------------
 
     async def send_prepare(self, prepare: Prepare) -> Reply:
         book, conn = self.book, self.conn
+        if prepare.amount > 0 and (book is None or conn is None or self._reconciling):
+            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "moneyd is settling up with the parent; try again")
         if book is None or conn is None or prepare.amount == 0:
             return await super().send_prepare(prepare)
+        epoch = self._epoch
         try:
             settlement = book.prepare_outgoing(prepare.amount)
         except InsufficientCapacity as e:
@@ -246,8 +298,12 @@ class XrpUplink(BtpUplink):
         if pending is not None and not pending.done():
             # The parent must hold the claim before it sees the Prepare it pays for.
             await asyncio.shield(pending)
+        if epoch != self._epoch or self._reconciling:
+            # The claim did not go through, or the link was renewed and the credit taken from the parent again:
+            # either way the next handshake sets the credit, and this charge goes with the old figure.
+            return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the connection to the parent was renewed; try again")
         reply = await super().send_prepare(prepare)
-        if isinstance(reply, Reject):
+        if isinstance(reply, Reject) and epoch == self._epoch:
             book.outgoing_rejected(prepare.amount)
         return reply
 
@@ -334,8 +390,8 @@ class XrpUplink(BtpUplink):
     def _maybe_settle(self) -> None:
         """Prepay the parent up to ``settle_to`` (at start, after a reconnect or a top-up)."""
         book, conn = self.book, self.conn
-        if book is None or conn is None:
-            return
+        if book is None or conn is None or self._reconciling:
+            return  # no claim may be in flight while the handshake reads the credit from the parent
         try:
             settlement = book.settle()
         except InsufficientCapacity as e:
@@ -359,8 +415,13 @@ class XrpUplink(BtpUplink):
         try:
             await conn.transfer(amount, messages.claim_data(claim), timeout=30)
         except (BtpPeerError, ConnectionClosed, TimeoutError) as e:
-            # Claims are cumulative: the next one carries this amount too, and a reconnect re-reads last_claim.
-            log.warning("the parent did not take our claim for %d units: %s", claim.amount, e or type(e).__name__)
+            # Not paid: we counted it, the parent does not hold it. A new connection takes the credit from the
+            # parent again (claims are cumulative, so nothing else is lost).
+            log.warning("the parent did not take our claim for %d units: %s; reconnecting to settle up",
+                        claim.amount, e or type(e).__name__)
+            if not isinstance(e, ConnectionClosed):
+                self._reconciling = True  # no Prepare on the strength of that claim
+                await conn.close()
 
     def _start_topup(self) -> None:
         book = self.book
@@ -384,6 +445,9 @@ class XrpUplink(BtpUplink):
                 await self.conn.request(messages.channel_proof(book.key, channel, self.account))
             except (BtpPeerError, ConnectionClosed, TimeoutError) as e:
                 log.warning("the parent did not take our channel refresh: %s", e or type(e).__name__)
+            else:
+                self.announced_drops = paychan.amount
+                self._save()
             log.info("our payment channel now holds %d drops", paychan.amount)
             self._maybe_settle()
 
@@ -449,6 +513,8 @@ class XrpUplink(BtpUplink):
                 # Funded from outside (xrp:topup): the parent only rereads our channel when told.
                 log.info("our payment channel grew to %d drops; telling the parent", ours.amount)
                 await self.conn.request(messages.channel_proof(book.key, ours.channel_id, self.account))
+                self.announced_drops = ours.amount
+                self._save()
 
     async def _parent_closing(self, why: str) -> None:
         """The parent is taking its channel away (or ours is gone): cash what we hold and stop the uplink."""
@@ -503,3 +569,24 @@ class XrpUplink(BtpUplink):
         await super().close()
         if self.ledger is not None:
             await self.ledger.close()
+
+
+def _saved_int(saved: dict[str, Any], name: str, default: int) -> int:
+    try:
+        return int(saved.get(name, default))
+    except (TypeError, ValueError):
+        return default
+
+
+_BANDWIDTH = re.compile(r"Insufficient bandwidth, used: (-?[0-9]+) max: ([0-9]+)")
+
+
+def _read_asym_refusal(reject: Reject, amount: int) -> credit_probe.Answer | None:
+    """The asym server's refusal says how far past our last claim (plus its bandwidth, 0 for us) the Prepare
+    would have gone: ``used`` = prepared + amount - last claim, so the credit is amount - used."""
+    answer = credit_probe.read_t04(reject, amount)
+    if answer is not None and answer.refused:
+        m = _BANDWIDTH.match(reject.message)
+        if m is not None and m.group(2) == "0":
+            return credit_probe.Answer(True, amount - int(m.group(1)))
+    return answer
