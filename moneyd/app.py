@@ -186,6 +186,8 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
 def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, quiet: bool = False) -> int:
     """Run moneyd in the foreground; the exit code for the CLI."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    # websockets logs every connection at INFO ("connection open"); moneyd says what matters itself.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     router = Router(settings, store, uplink)
     try:
         _event_loop_runner()(serve_until_signalled(router, lambda line: print(line, flush=True)))

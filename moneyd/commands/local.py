@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..app import RouterSettings, run
-from ..store import Store
-from ..wire.address import is_valid_address
+if TYPE_CHECKING:
+    from ..app import RouterSettings
 
 # The options every command that runs the router shares (local, and each uplink's NAME:start).
 HOST = typer.Option("127.0.0.1", "--host", envvar="MONEYD_BIND_IP", help="Address to listen on (loopback unless you mean it).")
@@ -19,6 +19,8 @@ QUIET = typer.Option(False, "--quiet", "-q", help="Only warnings and errors.")
 
 
 def server_options(host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool) -> RouterSettings:
+    from ..app import RouterSettings
+
     if not 0 < port < 65536:
         raise typer.BadParameter(f"{port} is not a TCP port", param_hint="--port")
     if allow_origin is not None:
@@ -42,6 +44,10 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QUIET,
     ) -> None:
         """Run moneyd with no uplink: local apps get addresses under ADDRESS.local and can pay each other."""
+        from ..app import run
+        from ..store import Store
+        from ..wire.address import is_valid_address
+
         if not is_valid_address(address):
             raise typer.BadParameter(f"{address!r} is not an ILP address (e.g. private.moneyd)", param_hint="--address")
         settings = server_options(host, port, allow_origin, unsafe_allow_extensions)
