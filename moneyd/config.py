@@ -81,7 +81,7 @@ class Config:
         try:
             self._write()
         except OSError as e:
-            raise ConfigError(f"cannot save the config: {explain_os_error(e)}") from None
+            raise ConfigError(f"cannot save the config: {explain_os_error(e, self.path)}") from None
 
     def _write(self) -> None:
         if self.path.is_dir():

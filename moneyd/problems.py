@@ -12,8 +12,8 @@ import sqlite3
 WHERE = "choose another place with -c/--config (the config file) or MONEYD_DATA_DIR (moneyd's state)"
 
 
-def explain_os_error(e: OSError) -> str:
-    path = e.filename if e.filename is not None else "a file"
+def explain_os_error(e: OSError, path_hint: object = None) -> str:
+    path = e.filename if e.filename is not None else path_hint or "a file"
     what = e.strerror or str(e)
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {path}: {what}; {WHERE}"

@@ -61,9 +61,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as e:
-            from .problems import explain_os_error
-
-            why = explain_os_error(e) if isinstance(e, OSError) else str(e)
+            why = f"{e.strerror or e} ({e.filename})" if isinstance(e, OSError) and e.filename else str(e)
             raise StoreError(f"cannot open moneyd's state database {self.path}: {why}; set MONEYD_DATA_DIR to a "
                              "writable directory with free space") from None
 
