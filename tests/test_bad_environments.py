@@ -167,7 +167,7 @@ async def test_no_command_ends_in_a_traceback(tmp_path: Path, environment: str) 
     problems = []
     for name, code, out, err in await asyncio.gather(*(one(n) for n in cases)):
         lines = [line for line in err.splitlines() if line.strip()]
-        if "Traceback" in err + out or "Error:" in err and "Usage:" not in err and "moneyd: error" not in err:
+        if "Traceback" in err + out or ("Error:" in err and "Usage:" not in err and "moneyd: error" not in err):
             problems.append(f"{name}: a traceback or raw error:\n{err[-2000:]}")
         elif code != 0 and not lines:
             problems.append(f"{name}: exit {code} with nothing said")
