@@ -70,7 +70,7 @@ def root(
 
 @app.command("help")
 def help_command(ctx: typer.Context, command: str | None = typer.Argument(None, help="The command to explain.")) -> None:
-    """Show the help of moneyd, or of one COMMAND (as `moneyd COMMAND --help`)."""
+    """Show help for moneyd, or for one COMMAND."""
     parent = ctx.parent
     assert parent is not None
     if command is None:

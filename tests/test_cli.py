@@ -101,3 +101,18 @@ def test_the_cli_starts_without_loading_the_heavy_modules() -> None:
              "m.startswith(('moneyd.stream', 'moneyd.app', 'moneyd.server', 'moneyd.router'))}), file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_xrp_configure_says_what_a_parent_is(tmp_path: Path) -> None:
+    (tmp_path / "seed").write_text("sn3nxiW7v8KXzPzAqzyHXbSSKNuN9")  # the XRPL documentation's example seed
+    out = subprocess.run([sys.executable, "-m", "moneyd", "-c", str(tmp_path / "m.json"), "xrp:configure",
+                          "--secret-file", str(tmp_path / "seed")], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL, env={**os.environ, "MONEYD_NO_KEYRING": "1"})
+    assert out.returncode == 2 and "--parent" in out.stderr
+    assert "The parent is the Interledger connector" in out.stderr and "ilp-plugin-xrp-asym-server" in out.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_eth_configure_has_advanced() -> None:
+    out = run("eth:configure", "--help")
+    assert out.returncode == 0 and "--advanced" in out.stdout

@@ -211,6 +211,11 @@ async def test_amounts_as_people_type_them(moneyd: Moneyd, receiver: tuple[Proc,
     assert json.loads(out)["delivered"] == 1000
     rc, out, err = await (await spawn("pay", url, "-5", "--via", moneyd.via)).finish()
     assert rc == 2 and "No such option" not in err and "more than 0" in err
+    # The router said nothing of the apps' WebSocket connections coming and going (websockets' INFO lines).
+    assert moneyd.proc is not None
+    await moneyd.proc.stop()
+    log = await moneyd.proc.stderr()
+    assert "websockets" not in log and "connection open" not in log, log
 
 
 async def test_cannot_reach_the_receiver_is_said_once(moneyd: Moneyd) -> None:
