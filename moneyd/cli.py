@@ -115,7 +115,10 @@ def command() -> TyperGroup:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--version"]:  # the one answer that needs no command tree
-        print(f"moneyd {__version__}")
+        try:
+            print(f"moneyd {__version__}", flush=True)
+        except BrokenPipeError:  # `moneyd --version | true`
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the flush at exit has nowhere to fail
         return
     from .problems import explain
 
