@@ -149,11 +149,20 @@ async def _watch(task: asyncio.Future[Any], client: StreamClient, app: LocalApp,
             reason = f"no progress for {opts.timeout:g}s (--timeout)"
         else:
             continue
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await _cancel(task)
         break
     return reason
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended. Once is not always enough: Python 3.11's asyncio.wait_for
+    (which the STREAM sender waits with) loses a cancellation that arrives as its inner wait completes
+    (gh-86296), and the payment would go on; so cancel again until the task is done."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=TICK)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 async def _send(client: StreamClient, app: LocalApp, amount: int, opts: PayOptions,
@@ -297,9 +306,7 @@ async def _main(opts: PayOptions, outcome: Outcome) -> None:
         # Before the STREAM connection exists (SPSP, connecting to moneyd) a signal ends things at once.
         await asyncio.wait((work, halted), return_when=asyncio.FIRST_COMPLETED)
         if not work.done() and "source_asset" not in (outcome.info or {}) and stop.is_set():
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
+            await _cancel(work)
             raise PayFailed("interrupted before the payment started; nothing was sent")
         result, _info = await work
         outcome.result = result
