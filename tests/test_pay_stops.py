@@ -215,7 +215,7 @@ async def test_amounts_as_people_type_them(moneyd: Moneyd, receiver: tuple[Proc,
     assert moneyd.proc is not None
     await moneyd.proc.stop()
     log = await moneyd.proc.stderr()
-    assert "websockets" not in log and "connection open" not in log, log
+    assert "connection open" not in log and "connection closed" not in log, log
 
 
 async def test_cannot_reach_the_receiver_is_said_once(moneyd: Moneyd) -> None:
