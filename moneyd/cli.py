@@ -85,7 +85,7 @@ def help_command(ctx: typer.Context, command: str | None = typer.Argument(None, 
 
 
 def _register_uplinks() -> None:
-    from .plugins import discover_uplinks
+    from .uplink import discover_uplinks
 
     plugins, errors = discover_uplinks()
     for plugin in plugins.values():
