@@ -8,6 +8,8 @@ from decimal import Decimal, InvalidOperation
 
 _WITH_CODE = re.compile(r"\A\s*([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*([A-Za-z][A-Za-z0-9]{0,11})\s*\Z")
 _PLAIN = re.compile(r"\A\s*[0-9]+\s*\Z")
+# 1e3, 2.5E6: base units in scientific notation (not the asset "E3").
+_SCIENTIFIC = re.compile(r"\A\s*[0-9]+(?:\.[0-9]+)?[eE][+]?[0-9]{1,3}\s*\Z")
 
 
 class AmountError(ValueError):
@@ -40,6 +42,13 @@ class AmountText:
 
 
 def parse_amount(text: str) -> AmountText:
+    if text.strip().startswith("-"):
+        raise AmountError("the amount must be more than 0")
+    if _SCIENTIFIC.match(text):
+        value = Decimal(text.strip())
+        if value != value.to_integral_value():
+            raise AmountError(f"{text.strip()} is {value:f} base units, not a whole number")
+        text = str(int(value))
     if _PLAIN.match(text):
         value = Decimal(text.strip())
         if value <= 0:

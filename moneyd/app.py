@@ -212,6 +212,12 @@ class Router:
 async def serve_until_signalled(router: Router, announce: Callable[[str], None]) -> None:
     """Start, announce, and run until SIGINT/SIGTERM; then shut down cleanly."""
     await router.start()
+    # Handlers before the "ready" line: whoever reads it may signal us at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     s = router.settings
     admin = await _start_admin(router)
     host = "localhost" if s.host in ("127.0.0.1", "::1", "localhost") else s.host
@@ -221,11 +227,6 @@ async def serve_until_signalled(router: Router, announce: Callable[[str], None])
     )
     if s.host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("listening on %s: other machines can reach this moneyd; use --host 127.0.0.1 unless you mean it", s.host)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     waits = [asyncio.ensure_future(stop.wait())]
     if router.uplink is not None:
         waits.append(asyncio.ensure_future(router.uplink.failed.wait()))

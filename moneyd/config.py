@@ -28,7 +28,16 @@ def default_path(testnet: bool = False) -> Path:
     if env:
         return Path(env)
     name = "moneyd-test.json" if testnet else "moneyd.json"
-    return Path(platformdirs.user_config_dir("moneyd", appauthor=False)) / name
+    return user_dir(platformdirs.user_config_dir("moneyd", appauthor=False), "MONEYD_CONFIG or -c/--config") / name
+
+
+def user_dir(found: str, override: str) -> Path:
+    """A per-user directory from platformdirs. Without a home (HOME unset and no passwd entry) it comes back as
+    ``~/...``, which would quietly become a folder named ``~`` wherever moneyd runs: refuse that instead."""
+    path = Path(found)
+    if not path.is_absolute():
+        raise ConfigError(f"cannot find your home directory (HOME is not set); set HOME, or {override}")
+    return path
 
 
 @dataclass
@@ -40,10 +49,14 @@ class Config:
     def load(cls, path: Path) -> Config:
         if not path.exists():
             return cls(path, {"version": VERSION})
+        if path.is_dir():
+            raise ConfigError(f"{path} is a directory, not a config file; give a file path (e.g. -c {path / 'moneyd.json'})")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read {path}: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path} is not a text file ({e.reason}); is it the right file?") from None
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
         if not isinstance(data, dict):
@@ -63,6 +76,16 @@ class Config:
         self.data["version"] = VERSION
 
     def save(self) -> None:
+        from .problems import explain_os_error
+
+        try:
+            self._write()
+        except OSError as e:
+            raise ConfigError(f"cannot save the config: {explain_os_error(e, self.path)}") from None
+
+    def _write(self) -> None:
+        if self.path.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".moneyd-", dir=self.path.parent)
         try:
@@ -76,3 +99,30 @@ class Config:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+JS_CONFIG = "~/.moneyd.json"  # where the JS moneyd keeps its config
+
+
+def is_js_config(data: dict[str, Any]) -> bool:
+    """A JS moneyd config: version 1 keeps uplinks under ``uplinks``; version 0 is flat with a ``secret``."""
+    return isinstance(data.get("uplinks"), dict) or ("version" not in data and "secret" in data)
+
+
+def not_configured(cfg: Config, uplink: str, testnet: bool) -> str:
+    """Why ``uplink`` cannot run from ``cfg`` and the command that fixes it, with the same --testnet and -c; a JS
+    moneyd config (given with -c, or at ~/.moneyd.json) gets the import command instead."""
+    flags = " --testnet" if testnet else ""
+    importable = uplink == "xrp"  # xrp:configure --import-js reads the JS moneyd's XRP settings
+    if is_js_config(cfg.data):
+        if importable:
+            return (f"{cfg.path} is a JS moneyd config: import it once with `moneyd{flags} xrp:configure --import-js "
+                    f"{cfg.path}` (the secret moves to your keyring), then run `moneyd{flags} xrp:start`")
+        return f"{cfg.path} is a JS moneyd config; set up this uplink with `moneyd{flags} {uplink}:configure`"
+    if cfg.path != default_path(testnet):
+        flags += f" -c {cfg.path}"
+    message = f"no {uplink} uplink in {cfg.path}; run `moneyd{flags} {uplink}:configure` first"
+    js = Path(JS_CONFIG).expanduser()
+    if importable and js.is_file():
+        message += f" (or import your JS moneyd's settings: `moneyd{flags} xrp:configure --import-js {js}`)"
+    return message

@@ -32,8 +32,19 @@ CREATE TABLE IF NOT EXISTS account_tokens (
 
 def default_data_dir() -> Path:
     """``MONEYD_DATA_DIR`` if set, else the platform's user data dir (e.g. ~/.local/share/moneyd)."""
+    from .config import ConfigError, user_dir
+
     env = os.environ.get("MONEYD_DATA_DIR")
-    return Path(env) if env else Path(platformdirs.user_data_dir("moneyd", appauthor=False))
+    if env:
+        return Path(env)
+    try:
+        return user_dir(platformdirs.user_data_dir("moneyd", appauthor=False), "MONEYD_DATA_DIR")
+    except ConfigError as e:
+        raise StoreError(str(e)) from None
+
+
+class StoreError(Exception):
+    """The state database cannot be opened or written; the message names it and says what to do."""
 
 
 class Store:
@@ -41,15 +52,20 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before it returns, which is what "durable before acknowledged" needs.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before it returns, which is what "durable before acknowledged" needs.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            self._migrate()
+        except (OSError, sqlite3.Error) as e:
+            why = f"{e.strerror or e} ({e.filename})" if isinstance(e, OSError) and e.filename else str(e)
+            raise StoreError(f"cannot open moneyd's state database {self.path}: {why}; set MONEYD_DATA_DIR to a "
+                             "writable directory with free space") from None
 
     def _migrate(self) -> None:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(account_tokens)")}

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.ethfixture import ganache, ganache_chain  # noqa: F401  (ganache with the Unidirectional contract)
@@ -9,3 +10,16 @@ from tests.xrpl_emulator.fixture import xrpl_emulator  # noqa: F401  (rippled st
 # "too slow" health check and per-example deadlines are off (the properties themselves still run in full).
 settings.register_profile("moneyd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("moneyd")
+
+# Tests that run the JS reference peers (Node and tests/js/node_modules) are marked `interop`, so that
+# `pytest -m "not interop"` runs everything else on a machine without Node. A test is one if it uses a fixture that
+# starts Node, or its module drives Node itself (NodeRunner/NodeProcess).
+NODE_FIXTURES = frozenset({"node", "ganache", "ganache_chain", "oracle"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        drives_node = module is not None and any(hasattr(module, n) for n in ("NodeRunner", "NodeProcess"))
+        if drives_node or NODE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.interop)

@@ -121,10 +121,46 @@ def test_btp_start_cli_end_to_end(node: NodeRunner, tmp_path: Path) -> None:
         proc.send_signal(2)
         proc.wait(10)
     assert proc.returncode == 0
-    # Without a running parent: one clear line, non-zero exit.
+    # Without a running parent: it says it is trying again, and with --wait-for-parent gives up in one clear line.
     parent.stop()
-    out = cli(tmp_path, "btp:start", "--port", str(port))
+    out = cli(tmp_path, "btp:start", "--port", str(port), "--wait-for-parent", "1")
     assert out.returncode == 1
+    assert "trying again in 0.5s" in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("moneyd: error: cannot connect to the parent: cannot reach the parent")
+
+
+def test_btp_start_waits_for_a_parent_that_comes_up_later(node: NodeRunner, tmp_path: Path) -> None:
+    pport, port = free_port(), free_port()
+    assert cli(tmp_path, "btp:configure", "--parent", f"btp+ws://:late@127.0.0.1:{pport}").returncode == 0
+    env = {**os.environ, "MONEYD_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "moneyd", "-c", str(tmp_path / "cfg.json"), "btp:start", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        assert "trying again" in proc.stderr.readline()  # it says so, and keeps trying
+        parent = node.start("parent-connector.js", str(pport), "test.parent")
+        parent.event_sync("ready", timeout=30)
+        assert proc.stdout.readline().startswith(f"moneyd ready: ILP address test.parent.child.{account('late')}")
+    finally:
+        proc.send_signal(2)
+        proc.wait(30)
+    assert proc.returncode == 0
+
+
+def test_btp_configure_refuses_plain_ws_off_loopback(tmp_path: Path) -> None:
+    out = cli(tmp_path, "btp:configure", "--parent", "btp+ws://:tok@example.com")
+    assert out.returncode == 2 and "unencrypted" in out.stderr and "--insecure" in out.stderr
+    assert not (tmp_path / "cfg.json").exists()
+    assert cli(tmp_path, "btp:configure", "--parent", "btp+ws://:tok@example.com", "--insecure").returncode == 0
+    assert cli(tmp_path, "btp:configure", "--parent", "btp+wss://:tok@example.com", "--force").returncode == 0
+
+
+def test_btp_start_and_configure_agree_on_a_damaged_section(tmp_path: Path) -> None:
+    (tmp_path / "cfg.json").write_text('{"version": 1, "btp": {"parent": 7}}')
+    start = cli(tmp_path, "btp:start")
+    configure = cli(tmp_path, "btp:configure", "--parent", "btp+wss://:t@example.com")
+    for out in (start, configure):
+        assert out.returncode == 1
+        assert "btp section" in out.stderr and "damaged" in out.stderr and "--force" in out.stderr, out.stderr
 
 

@@ -109,7 +109,7 @@ def test_amount_units() -> None:
     assert describe(5 * XRP, "XRP") == "5 XRP (5,000,000 drops)"
     assert describe(1_234_567, "drops") == "1,234,567 drops (1.234567 XRP; a plain number is read as drops)"
     for bad, why in (("5ETH", "the amount is in ETH"), ("1.0000001XRP", "more decimals"), ("0", "more than 0"),
-                     ("0XRP", "more than 0"), ("-5", "not an amount"), ("1.5", "not an amount"),
+                     ("0XRP", "more than 0"), ("-5", "more than 0"), ("1.5", "not an amount"),
                      ("lots", "not an amount"), ("1.5 drops", "drops are whole numbers"),
                      ("100000000001XRP", "more XRP than exists")):
         with pytest.raises(typer.BadParameter, match=why):
@@ -207,7 +207,7 @@ def test_topup_chooses_the_channel(setup: Setup) -> None:
 def test_commands_need_a_configured_account(tmp_path: Path) -> None:
     for args in (("xrp:topup", "--amount", "1XRP", "--yes"), ("xrp:cleanup", "--all", "--yes")):
         r = cli(tmp_path, *args)
-        assert r.returncode == 1 and "run `moneyd xrp:configure` first" in r.stderr
+        assert r.returncode == 1 and f"run `moneyd -c {tmp_path / 'moneyd.json'} xrp:configure` first" in r.stderr
 
 
 # --- cleanup ------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from xrpl.asyncio.clients import AsyncWebsocketClient
 from xrpl.asyncio.transaction import submit_and_wait
 from xrpl.core.binarycodec import encode, encode_for_signing, encode_for_signing_claim
 from xrpl.core.keypairs import sign
-from xrpl.models.requests import AccountChannels, AccountInfo, Fee, LedgerEntry, ServerInfo, Tx
+from xrpl.models.requests import AccountChannels, AccountInfo, Fee, LedgerEntry, ServerInfo, SubmitOnly, Tx
 from xrpl.models.transactions import (
     Payment,
     PaymentChannelClaim,
@@ -333,6 +334,42 @@ def test_metadata_and_hash_match_xrpl_py() -> None:
 
 
 # -- the WebSocket API with xrpl-py -------------------------------------------------------------------------
+
+
+async def test_a_client_that_stalls_within_ripple_libs_window_gets_its_transaction_in(xrpl_emulator: XrplEmulator) -> None:
+    # ripple-lib (the JS parent's tx submitter) sets LastLedgerSequence = last validated ledger it saw + 3, then
+    # fetches the sequence and fee, signs and submits. A process stalled for a second on a busy machine in
+    # between must still get in, as it would against rippled (a ledger every 3-4 s): only ledgers with
+    # transactions close at the fast pace.
+    emu = xrpl_emulator
+    alice, bob = Wallet.create(), Wallet.create()
+    emu.fund(alice.address, 100 * XRP)
+    emu.fund(bob.address, 100 * XRP)
+    seen = emu.ledger.validated.index
+    blob = signed(emu.ledger, alice, {"TransactionType": "Payment", "Destination": bob.address, "Amount": "5"},
+                  LastLedgerSequence=seen + 3)
+    time.sleep(1.0)  # the stall: five 0.2 s ledgers before the fix
+    async with AsyncWebsocketClient(emu.url) as client:
+        result = (await client.request(SubmitOnly(tx_blob=blob))).result
+    assert result["engine_result"] == "tesSUCCESS", result
+    deadline = time.monotonic() + 10
+    while not emu.ledger.transactions[result["tx_json"]["hash"]].validated:
+        assert time.monotonic() < deadline, "a waiting transaction was not validated"
+        time.sleep(0.05)
+
+
+def test_ledgers_close_fast_only_with_transactions_waiting(xrpl_emulator: XrplEmulator) -> None:
+    emu = xrpl_emulator
+    start = emu.ledger.validated.index
+    time.sleep(1.0)
+    assert emu.ledger.validated.index - start <= 1  # idle: one close per idle_close_interval (2 s) at most
+    alice = Wallet.create()
+    before = emu.ledger.validated.index
+    emu.call(lambda: emu.ledger.fund(alice.address, 50 * XRP))
+    deadline = time.monotonic() + 10
+    while emu.ledger.validated.index == before:
+        assert time.monotonic() < deadline, "the ledger with a waiting transaction did not close"
+        time.sleep(0.02)
 
 
 async def test_xrpl_py_payments_and_channels(xrpl_emulator: XrplEmulator) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import typer
 
-BUILTIN: tuple[str, ...] = ("local", "pay", "receive", "status", "service")
+BUILTIN: tuple[str, ...] = ("local", "pay", "receive", "status", "service", "config_cmd")
 
 
 def register_builtin(app: typer.Typer) -> None:

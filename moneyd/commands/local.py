@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..app import RouterSettings, run
-from ..config import Config, ConfigError
-from ..logs import FORMATS, LEVELS
-from ..store import Store
-from ..wire.address import is_valid_address
+if TYPE_CHECKING:
+    from ..app import RouterSettings
+    from ..config import Config
 
 DEFAULT_ADMIN_API_PORT = 7769
 
@@ -38,6 +37,9 @@ def server_options(
     log_format: str = "text",
     config: Config | None = None,
 ) -> RouterSettings:
+    from ..app import RouterSettings
+    from ..logs import FORMATS, LEVELS
+
     if not 0 < port < 65536:
         raise typer.BadParameter(f"{port} is not a TCP port", param_hint="--port")
     if allow_origin is not None:
@@ -70,6 +72,8 @@ def admin_port(option: int | None, config: Config | None) -> tuple[int | None, b
 
 def load_config(ctx: typer.Context) -> Config | None:
     """The config file if there is a readable one (``local`` needs none)."""
+    from ..config import Config, ConfigError
+
     obj = ctx.obj
     path = getattr(obj, "config_path", None)
     if path is None:
@@ -97,6 +101,10 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with no uplink: local apps get addresses under ADDRESS.local and can pay each other."""
+        from ..app import run
+        from ..store import Store
+        from ..wire.address import is_valid_address
+
         if not is_valid_address(address):
             raise typer.BadParameter(f"{address!r} is not an ILP address (e.g. private.moneyd)", param_hint="--address")
         settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format,

@@ -8,17 +8,17 @@ import json
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..handlers import answering
-from ..localapp import LocalApp, LocalAppError
-from ..spsp import SpspServer
-from ..stream.aio import StreamConnection, StreamServer
-from ..stream.connection import Config
-from ..wire.oer import UINT64_MAX
+if TYPE_CHECKING:
+    from ..localapp import LocalApp
+    from ..stream.aio import StreamConnection
+    from ..wire.ilp import Prepare, Reply
 
 REPORT_EVERY = 1.0
+RECONNECT_FIRST, RECONNECT_MAX = 0.25, 5.0  # backoff while moneyd is away (seconds)
 
 
 @dataclass
@@ -34,17 +34,54 @@ class Incoming:
 
 
 class Receiver:
-    def __init__(self, app: LocalApp, as_json: bool) -> None:
+    def __init__(self, app: LocalApp, as_json: bool, url: str | None = None) -> None:
+        from ..handlers import answering
+        from ..spsp import SpspServer
+        from ..stream.aio import StreamServer
+        from ..stream.connection import Config
+
         self.app = app
+        self.url = url  # with our token: reconnecting with it gets the same account, so the same address
         self.as_json = as_json
-        self.stream = StreamServer(app.address, app.send_prepare, asset_code=app.asset_code, asset_scale=app.asset_scale,
-                                   config=Config(default_receive_max=UINT64_MAX))
+        self.stream = StreamServer(app.address, self._send_prepare, asset_code=app.asset_code,
+                                   asset_scale=app.asset_scale, config=Config(default_receive_max=2**64 - 1))
         self.stream.on_connection = self._on_connection
         app.handler = answering(self.stream.handle_prepare)
         self.spsp = SpspServer(self.stream.generate_address_and_secret, asset_code=app.asset_code,
                                asset_scale=app.asset_scale)
         self.payments: dict[int, Incoming] = {}
         self.total = 0
+
+    async def _send_prepare(self, prepare: Prepare) -> Reply:
+        return await self.app.send_prepare(prepare)  # whichever connection to moneyd is current
+
+    async def reconnect(self, stop: asyncio.Event) -> bool:
+        """moneyd went away (restarted, say): connect again with the same token until it answers or we are
+        stopped. False when stopped first."""
+        from ..handlers import answering
+        from ..localapp import LocalApp, LocalAppError
+
+        old = self.app
+        self.emit("disconnected", "moneyd closed the connection; reconnecting (Ctrl-C stops) …")
+        await old.close()
+        delay = RECONNECT_FIRST
+        while not stop.is_set():
+            try:
+                app = await LocalApp.connect(self.url, timeout=5.0)
+            except LocalAppError:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            if app.address != old.address:
+                await app.close()
+                raise LocalAppError(f"moneyd now gives this receiver the address {app.address} (was {old.address}); "
+                                    "payments to the old SPSP details cannot arrive: start moneyd receive again")
+            app.handler = answering(self.stream.handle_prepare)
+            self.app = app
+            self.emit("reconnected", f"reconnected to moneyd as {app.address}", address=app.address)
+            return True
+        return False
 
     def emit(self, event: str, text: str, **fields: object) -> None:
         if self.as_json:
@@ -98,8 +135,12 @@ class Receiver:
                 for inc in self.payments.values():
                     if not inc.done:
                         self.report(inc)
-                if self.app.reader.done():
-                    raise LocalAppError("moneyd closed the connection")
+                if self.app.reader.done() and not stop.is_set():
+                    if self.url is None:
+                        from ..localapp import LocalAppError
+
+                        raise LocalAppError("moneyd closed the connection")
+                    await self.reconnect(stop)
         finally:
             await self.spsp.stop()
             await self.stream.close()
@@ -116,8 +157,14 @@ def register(app: typer.Typer) -> None:
         """Receive payments: serve an SPSP endpoint and take STREAM payments through the running moneyd."""
 
         async def main() -> None:
+            import logging
+
+            from ..localapp import LocalApp, LocalAppError, app_url
+
+            logging.getLogger("asyncio").setLevel(logging.ERROR)  # no "socket.send() raised exception" when moneyd goes
             try:
-                local = await LocalApp.connect(via)
+                url = app_url(via)
+                local = await LocalApp.connect(url)
             except LocalAppError as e:
                 typer.echo(f"moneyd: error: {e}", err=True)
                 raise typer.Exit(1) from None
@@ -126,7 +173,7 @@ def register(app: typer.Typer) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError):
                     loop.add_signal_handler(sig, stop.set)
-            receiver = Receiver(local, as_json)
+            receiver = Receiver(local, as_json, url)
             try:
                 await receiver.run(host, port, stop)
             except OSError as e:
@@ -136,7 +183,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"moneyd: error: {e}", err=True)
                 raise typer.Exit(1) from None
             finally:
-                await local.close()
+                await receiver.app.close()
             receiver.emit("stopped", f"stopped; received {receiver.total:,} in all", total=receiver.total)
 
         asyncio.run(main())

@@ -41,10 +41,18 @@ class _Subscriber:
 class XrplEmulator:
     """A rippled stand-in on ws://127.0.0.1:PORT. ``start()`` / ``stop()`` from any thread."""
 
-    def __init__(self, ledger: Ledger | None = None, *, close_interval: float = 0.2, port: int = 0) -> None:
+    def __init__(self, ledger: Ledger | None = None, *, close_interval: float = 0.2, idle_close_interval: float = 2.0,
+                 port: int = 0) -> None:
         self.ledger = ledger or Ledger()
         self.methods = Methods(self.ledger)
+        # A transaction waits at most close_interval to be validated; with none waiting, a ledger closes every
+        # idle_close_interval. Not every close_interval: clients count time in ledgers. ripple-lib (the JS
+        # parent's tx submitter) sets LastLedgerSequence = last ledger it saw + 3; rippled closes a ledger every
+        # 3-4 s, so that is ~10 s to get a transaction in. Closing empty ledgers every 0.2 s shrank it to 0.6 s: a
+        # JS process stalled that long on a busy machine submitted an already-expired transaction (tefMAX_LEDGER),
+        # and its submitter then failed with "Transaction not found".
         self.close_interval = close_interval
+        self.idle_close_interval = idle_close_interval
         self.port = port
         self.requests: list[dict[str, Any]] = []  # every request received, for tests that check what clients send
         self._subscribers: set[_Subscriber] = set()
@@ -124,9 +132,13 @@ class XrplEmulator:
     # -- ledger closing -----------------------------------------------------------------------------------
 
     async def _close_timer(self) -> None:
+        idle = 0.0
         while True:
             await asyncio.sleep(self.close_interval)
-            self._close()
+            idle += self.close_interval
+            if self.ledger.open_txs or idle >= self.idle_close_interval:
+                self._close()
+                idle = 0.0
 
     def _close(self) -> int:
         closed, records = self.ledger.close()

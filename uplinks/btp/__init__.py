@@ -1,13 +1,17 @@
-"""The plain BTP uplink: ``moneyd btp:configure`` and ``moneyd btp:start``."""
+"""The plain BTP uplink: ``moneyd btp:configure`` and ``moneyd btp:start``.
+
+Importing this module stays cheap (the CLI loads every plugin at startup): the router and the uplink itself are
+imported when a command runs.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from moneyd.app import run
-from moneyd.btp.connection import parse_btp_url
 from moneyd.commands.local import (
     ADMIN_API_PORT,
     ALLOW_EXTENSIONS,
@@ -20,11 +24,19 @@ from moneyd.commands.local import (
     server_options,
 )
 from moneyd.config import Config, ConfigError
-from moneyd.store import Store
 
-from .uplink import BtpUplink
+if TYPE_CHECKING:
+    from .uplink import BtpUplink
 
 __all__ = ["BtpUplink", "plugin"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BtpUplink":  # `from uplinks.btp import BtpUplink`, without importing it for every command
+        from .uplink import BtpUplink
+
+        return BtpUplink
+    raise AttributeError(name)
 
 
 def _config(ctx: typer.Context) -> Config:
@@ -33,6 +45,50 @@ def _config(ctx: typer.Context) -> Config:
     except ConfigError as e:
         typer.echo(f"moneyd: error: {e}", err=True)
         raise typer.Exit(1) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_parent(url: str, insecure: bool = False) -> str:
+    """The problem with a parent URL, or "" when it is fine. One check for btp:configure and btp:start, so they
+    never disagree about a section."""
+    from urllib.parse import urlsplit
+
+    from moneyd.btp.connection import parse_btp_url
+
+    try:
+        target = parse_btp_url(url)
+    except ValueError as e:
+        return str(e)
+    if not target.token:
+        return "the URL needs a token: btp+ws[s]://name:token@host"
+    host = urlsplit(url).hostname or ""
+    if url.startswith("btp+ws://") and not _is_loopback(host) and not insecure:
+        return (f"btp+ws:// sends the token unencrypted to {host}; use btp+wss://, or --insecure if you "
+                "really mean it")
+    return ""
+
+
+def _parent(ctx: typer.Context, cfg: Config) -> str | None:
+    """The configured parent URL; None when there is no btp section; exits with one line when it is damaged."""
+    section = cfg.data.get("btp")
+    if section is None:
+        return None
+    parent = section.get("parent") if isinstance(section, dict) else None
+    problem = "no parent URL" if not isinstance(parent, str) else check_parent(parent, bool(section.get("insecure")))
+    if problem:
+        typer.echo(f"moneyd: error: the btp section of {cfg.path} is damaged ({problem}); replace it with "
+                   f"`{ctx.obj.hint('btp:configure --force --parent URL')}`", err=True)
+        raise typer.Exit(1)
+    assert isinstance(parent, str)
+    return parent
 
 
 class BtpUplinkPlugin:
@@ -45,23 +101,22 @@ class BtpUplinkPlugin:
             ctx: typer.Context,
             parent: str | None = typer.Option(None, "--parent", help="The parent's BTP URL: btp+ws[s]://name:token@host[:port]"),
             force: bool = typer.Option(False, "--force", "-f", help="Replace an existing btp configuration."),
+            insecure: bool = typer.Option(False, "--insecure", help="Allow btp+ws:// (no TLS) to a parent on another machine."),
         ) -> None:
             """Save the parent to connect to with btp:start."""
             cfg = _config(ctx)
-            if cfg.section("btp") is not None and not force:
+            if cfg.data.get("btp") is not None and not force:
+                _parent(ctx, cfg)  # a damaged section says so, and how to replace it
                 typer.echo(f"moneyd: error: {cfg.path} already has a btp uplink; use --force to replace it", err=True)
                 raise typer.Exit(1)
             if parent is None:
                 if not sys.stdin.isatty():
                     raise typer.BadParameter("give the parent's URL with --parent (no terminal to ask on)", param_hint="--parent")
                 parent = typer.prompt("Parent BTP URL (btp+wss://name:token@host)")
-            try:
-                target = parse_btp_url(parent)
-            except ValueError as e:
-                raise typer.BadParameter(str(e), param_hint="--parent") from None
-            if not target.token:
-                raise typer.BadParameter("the URL needs a token: btp+ws[s]://name:token@host", param_hint="--parent")
-            cfg.set_section("btp", {"parent": parent})
+            problem = check_parent(parent, insecure)
+            if problem:
+                raise typer.BadParameter(problem, param_hint="--parent")
+            cfg.set_section("btp", {"parent": parent, **({"insecure": True} if insecure else {})})
             cfg.save()
             typer.echo(f"saved the btp uplink to {cfg.path} (readable only by you)")
 
@@ -76,15 +131,25 @@ class BtpUplinkPlugin:
             admin_api_port: int | None = ADMIN_API_PORT,
             log_level: str = LOG_LEVEL,
             log_format: str = LOG_FORMAT,
+            wait_for_parent: float | None = typer.Option(
+                None, "--wait-for-parent", min=0, show_default="until it answers",
+                help="Seconds to keep trying (with backoff) a parent that does not answer at start; 0: one try."),
         ) -> None:
             """Run moneyd with the configured BTP parent as its uplink."""
+            from moneyd.app import run
+            from moneyd.store import Store
+
+            from .uplink import BtpUplink
+
             cfg = _config(ctx)
-            section = cfg.section("btp")
-            if section is None or not isinstance(section.get("parent"), str):
-                typer.echo(f"moneyd: error: no btp uplink in {cfg.path}; run `moneyd btp:configure --parent URL` first", err=True)
+            parent = _parent(ctx, cfg)
+            if parent is None:
+                typer.echo(f"moneyd: error: no btp uplink in {cfg.path}; run "
+                           f"`{ctx.obj.hint('btp:configure --parent URL')}` first", err=True)
                 raise typer.Exit(1)
             settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
-            raise typer.Exit(run(settings, Store.open_default(ctx.obj.testnet), BtpUplink(section["parent"]), quiet=quiet))
+            uplink = BtpUplink(parent, startup_wait=wait_for_parent)
+            raise typer.Exit(run(settings, Store.open_default(ctx.obj.testnet), uplink, quiet=quiet))
 
 
 plugin = BtpUplinkPlugin()

@@ -23,9 +23,12 @@ log = logging.getLogger("moneyd.uplink.btp")
 
 
 class BtpUplink(Uplink):
-    def __init__(self, parent_url: str, *, connect_timeout: float = 10.0, backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+    def __init__(self, parent_url: str, *, connect_timeout: float = 10.0, backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                 startup_wait: float | None = 0.0) -> None:
         super().__init__()
         self.parent_url = parent_url
+        # How long connect() keeps trying an unreachable parent (None: until it answers; 0: one try).
+        self.startup_wait = startup_wait
         self.connect_timeout = connect_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -47,12 +50,22 @@ class BtpUplink(Uplink):
         self.connected.set()
 
     async def connect(self) -> None:
-        try:
-            await self._open()
-        except BtpPeerError as e:
-            raise ConnectionError(f"the parent refused us: {e}") from None
-        except (OSError, TimeoutError) as e:
-            raise ConnectionError(f"cannot reach the parent at {_safe(self.parent_url)}: {e or type(e).__name__}") from None
+        loop = asyncio.get_running_loop()
+        deadline = None if self.startup_wait is None else loop.time() + self.startup_wait
+        delay = self.backoff_initial
+        while True:
+            try:
+                await self._open()
+                break
+            except BtpPeerError as e:
+                raise ConnectionError(f"the parent refused us: {e}") from None
+            except (OSError, TimeoutError) as e:
+                why = f"cannot reach the parent at {_safe(self.parent_url)}: {e or type(e).__name__}"
+                if deadline is not None and loop.time() + delay > deadline:
+                    raise ConnectionError(why) from None
+                log.warning("%s; trying again in %.1fs (Ctrl-C stops)", why, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
         self.info = await self._fetch_info()
         log.info("connected to the parent as %s (%s, scale %d)", self.info.client_address, self.info.asset_code, self.info.asset_scale)
         self._supervisor = asyncio.create_task(self._keep_up())

@@ -35,7 +35,7 @@ from moneyd.commands.local import (
     PORT,
     QUIET,
 )
-from moneyd.config import Config, ConfigError
+from moneyd.config import Config, ConfigError, not_configured
 from moneyd.secrets import SecretError, SecretStore
 
 if TYPE_CHECKING:
@@ -137,13 +137,13 @@ class Section:
     channel_amount: int
 
     @classmethod
-    def load(cls, cfg: Config) -> Section:
+    def load(cls, cfg: Config, testnet: bool = False) -> Section:
         try:
             s = cfg.section(SECTION)
         except ConfigError as e:
             raise fail(str(e)) from None
         if s is None or not isinstance(s.get("address"), str):
-            raise fail(f"no eth uplink in {cfg.path}; run `moneyd eth:configure` first")
+            raise fail(not_configured(cfg, "eth", testnet))
         try:
             return cls(str(s["parent"]), str(s["provider"]), str(s["contract"]), int(s["chain_id"]), str(s["name"]),
                        str(s["address"]), int(s["channel_amount"]))
@@ -210,6 +210,7 @@ def register(app: typer.Typer) -> None:
         channel_amount: str | None = typer.Option(None, "--channel-amount", help="Channel size: 0.05ETH, 50000000gwei, or plain gwei. Default 0.05 ETH."),
         key_file: Path | None = typer.Option(None, "--key-file", help=f"Read the private key from this file (else ${KEY_ENV} or a prompt)."),
         force: bool = typer.Option(False, "--force", "-f", help="Replace an existing eth configuration."),
+        advanced: bool = typer.Option(False, "--advanced", help="Also ask for the contract, account name and channel size (flags still win)."),
     ) -> None:
         """Set up the ETH uplink: check the account can fund a channel, keep the key in the OS keyring."""
         testnet: bool = ctx.obj.testnet
@@ -222,6 +223,12 @@ def register(app: typer.Typer) -> None:
             raise fail(f"{cfg.path} already has an eth uplink; use --force to replace it")
         from .errors import ConfigError as EthConfigError
 
+        if advanced and sys.stdin.isatty():
+            # As the JS moneyd's --advanced: ask for what otherwise takes its default (an empty answer keeps it).
+            contract = contract or typer.prompt("Unidirectional contract address (empty: the known one for the chain)",
+                                                default="", show_default=False) or None
+            name = name or typer.prompt("Account name at the parent", default=os.urandom(8).hex())
+            channel_amount = channel_amount or typer.prompt("Channel size (ETH with a unit, or gwei)", default="0.05ETH")
         amount = parse_wei(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_WEI
         parent = _ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
         try:
@@ -282,7 +289,7 @@ def register(app: typer.Typer) -> None:
         from moneyd.store import Store
 
         cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg)
+        section = Section.load(cfg, ctx.obj.testnet)
         settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
         account = load_key(section, ctx.obj.testnet)
         from .uplink import EthUplink
@@ -300,7 +307,7 @@ def register(app: typer.Typer) -> None:
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON (amounts in wei, as strings).")) -> None:
         """Your Ethereum account: balance, your channel to the parent and theirs to you, what can be claimed."""
         cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg)
+        section = Section.load(cfg, ctx.obj.testnet)
         from moneyd.store import Store
 
         store = Store.open_default(ctx.obj.testnet)
@@ -323,7 +330,7 @@ def register(app: typer.Typer) -> None:
         """Deposit more into your channel to the parent."""
         wei = parse_wei(amount, "--amount")
         cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg)
+        section = Section.load(cfg, ctx.obj.testnet)
         account = load_key(section, ctx.obj.testnet)
         typer.echo(f"amount: {eth(wei)} (= {wei // GWEI if wei % GWEI == 0 else Decimal(wei) / GWEI} gwei)")
         from moneyd.store import Store
@@ -344,7 +351,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Claim what the parent owes you, and close your channel (the parent claims it, or it settles)."""
         cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg)
+        section = Section.load(cfg, ctx.obj.testnet)
         account = load_key(section, ctx.obj.testnet)
         from moneyd.store import Store
 

@@ -6,6 +6,8 @@ Importing this module must stay cheap (no heavy chain libraries): the CLI import
 from __future__ import annotations
 
 import importlib.util
+import sys
+from collections.abc import Callable
 
 import typer
 
@@ -25,11 +27,19 @@ class ETHUplinkPlugin:
 
 
 def _register_missing(app: typer.Typer) -> None:
-    @app.command("eth:configure", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    # xrpl-py / web3 are moneyd dependencies: missing means a broken install, and this says how to mend it.
+    fix = f"{sys.executable} -m pip install 'web3>=7,<9' 'eth-account>=0.13'"
+    for command in ("configure", "start", "info", "topup", "cleanup"):
+        app.command(f"eth:{command}", help=f"(not available: run {fix})", add_help_option=False,
+                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(_missing(f"eth:{command}", fix))
+
+
+def _missing(name: str, fix: str) -> Callable[[], None]:
     def missing() -> None:
-        """Set up the ETH uplink (needs: pip install 'moneyd[eth]')."""
-        typer.echo("moneyd: error: the ETH uplink needs web3 and eth-account: pip install 'moneyd[eth]'", err=True)
+        typer.echo(f"moneyd: error: {name} needs a library this install lacks; add it with: {fix}", err=True)
         raise typer.Exit(1)
+
+    return missing
 
 
 plugin = ETHUplinkPlugin()

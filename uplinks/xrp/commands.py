@@ -30,7 +30,7 @@ from moneyd.commands.local import (
     PORT,
     QUIET,
 )
-from moneyd.config import Config, ConfigError
+from moneyd.config import Config, ConfigError, not_configured
 from moneyd.secrets import SecretError, SecretStore
 
 if TYPE_CHECKING:
@@ -41,6 +41,14 @@ DEFAULT_CHANNEL_DROPS = 10_000_000
 TESTNET_FAUCET = "https://faucet.altnet.rippletest.net/accounts"
 SERVERS = {False: "wss://s1.ripple.com", True: "wss://s.altnet.rippletest.net:51233"}
 FEE_ALLOWANCE = 20  # transactions' worth of fees kept aside (create, fund, claims, close)
+
+
+PARENT_EXPLAINED = (
+    "The parent is the Interledger connector your moneyd plugs into (an ILSP, Interledger service provider): it "
+    "forwards your payments and settles with you over an XRP payment channel. It must run ilp-plugin-xrp-asym-server; "
+    "its operator gives you its host (e.g. ilsp.example.com or ilsp.example.com:443). To try moneyd without one, "
+    "use `moneyd local`, or run your own parent (ilp-connector with ilp-plugin-xrp-asym-server) and give "
+    "--parent btp+ws://127.0.0.1:PORT.")
 
 
 class ConfigureError(Exception):
@@ -195,7 +203,7 @@ def register(app: typer.Typer) -> None:
     @app.command("xrp:configure")
     def configure(
         ctx: typer.Context,
-        parent: str | None = typer.Option(None, "--parent", help="The parent ILSP: host[:port], or a btp+ws(s):// base URL."),
+        parent: str | None = typer.Option(None, "--parent", help="The parent: the connector (ILSP) you plug into, running ilp-plugin-xrp-asym-server; its operator gives you host[:port] (or a btp+ws(s):// base URL)."),
         xrp_server: str | None = typer.Option(None, "--xrp-server", help="rippled WebSocket URL (wss://…)."),
         name: str | None = typer.Option(None, "--name", help="Your account name at the parent (default: random)."),
         secret_file: Path | None = typer.Option(None, "--secret-file", help=f"Read the XRP secret from this file (else ${SECRET_ENV} or a prompt)."),
@@ -229,6 +237,8 @@ def register(app: typer.Typer) -> None:
                 name = _ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
                 channel_amount = _ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
                                       "10XRP")
+            if not (parent or imported.get("parent")):
+                typer.echo(PARENT_EXPLAINED, err=True)
             settings = Settings(
                 parent=_ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
                 xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
@@ -277,7 +287,7 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(ctx.obj.config_path)
         section = cfg.section("xrp")
         if section is None or not isinstance(section.get("address"), str):
-            raise fail(f"no xrp uplink in {cfg.path}; run `moneyd xrp:configure` first")
+            raise fail(not_configured(cfg, "xrp", testnet))
         settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
         try:
             secret = SecretStore(testnet=testnet).get(f"xrp:{section['address']}", env=SECRET_ENV)
@@ -311,7 +321,7 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(ctx.obj.config_path)
         section = cfg.section("xrp")
         if section is None or not isinstance(section.get("address"), str):
-            raise fail(f"no xrp uplink in {cfg.path}; run `moneyd xrp:configure` first")
+            raise fail(not_configured(cfg, "xrp", ctx.obj.testnet))
         address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
         from .ledger import LedgerError
 

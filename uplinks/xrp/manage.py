@@ -133,7 +133,9 @@ def configured(ctx: typer.Context) -> Account:
     cfg = load_config(ctx.obj.config_path)
     section = cfg.section("xrp")
     if section is None or not isinstance(section.get("address"), str):
-        raise fail(f"no xrp uplink in {cfg.path}; run `moneyd xrp:configure` first")
+        from moneyd.config import not_configured
+
+        raise fail(not_configured(cfg, "xrp", ctx.obj.testnet))
     server = str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
     return Account(section["address"], server, ctx.obj.testnet)
 

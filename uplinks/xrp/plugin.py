@@ -6,6 +6,8 @@ Importing this module must stay cheap (no heavy chain libraries): the CLI import
 from __future__ import annotations
 
 import importlib.util
+import sys
+from collections.abc import Callable
 
 import typer
 
@@ -25,11 +27,19 @@ class XRPUplinkPlugin:
 
 
 def _register_missing(app: typer.Typer) -> None:
-    @app.command("xrp:configure", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    # xrpl-py / web3 are moneyd dependencies: missing means a broken install, and this says how to mend it.
+    fix = f"{sys.executable} -m pip install 'xrpl-py>=5.2,<6'"
+    for command in ("configure", "start", "info", "topup", "cleanup"):
+        app.command(f"xrp:{command}", help=f"(not available: run {fix})", add_help_option=False,
+                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(_missing(f"xrp:{command}", fix))
+
+
+def _missing(name: str, fix: str) -> Callable[[], None]:
     def missing() -> None:
-        """Set up the XRP uplink (needs: pip install 'moneyd[xrp]')."""
-        typer.echo("moneyd: error: the XRP uplink needs xrpl-py: pip install 'moneyd[xrp]'", err=True)
+        typer.echo(f"moneyd: error: {name} needs a library this install lacks; add it with: {fix}", err=True)
         raise typer.Exit(1)
+
+    return missing
 
 
 plugin = XRPUplinkPlugin()
