@@ -187,7 +187,9 @@ class Session:
         try:
             with contextlib.suppress(Exception):
                 while True:
-                    _op, payload = await read_frame(r)
+                    op, payload = await read_frame(r)
+                    if op == 0x8:  # the router closes the session (say, past its malformed-frame budget)
+                        break
                     if len(payload) >= 5:
                         fut = self.waiting.pop(int.from_bytes(payload[1:5], "big"), None)
                         if fut is not None and not fut.done():
