@@ -296,10 +296,15 @@ class WsLink(asyncio.Protocol):
                 return
 
     def _respond(self, proto: ServerProtocol, request: Request) -> Response:
-        if self.check_request is not None:
+        if self.check_request is not None and _headers_are_utf8(request):
             refusal = self.check_request(proto, request)
             if refusal is not None:
                 return refusal
+        if not _headers_are_utf8(request):
+            # websockets would quote such a header in its refusal (and fail to encode it) or fail on it inside
+            # accept() (a 500 and a traceback in the log): refuse it ourselves.
+            limited.info("handshake-not-utf8", "refused a WebSocket handshake from %s (a header is not UTF-8)", self.peer)
+            return proto.reject(400, "invalid WebSocket handshake: a header is not UTF-8\n")
         response = proto.accept(request)
         if response.status_code != 101:
             limited.info(f"handshake-{response.status_code}", "refused a WebSocket handshake from %s (%d: %s)",
@@ -536,3 +541,14 @@ class AsyncioLink:
 
     def resume_reading(self) -> None:
         pass
+
+
+def _headers_are_utf8(request: Request) -> bool:
+    """Header bytes that are not UTF-8 reach us as lone surrogates (websockets decodes with surrogateescape)."""
+    try:
+        request.path.encode()
+        for _name, value in request.headers.raw_items():
+            value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
