@@ -187,6 +187,10 @@ async def test_bad_and_half_open_handshakes(moneyd: Moneyd) -> None:
     assert (await http(upgrade + b"Origin: https://evil.example\r\n\r\n")).startswith(b"HTTP/1.1 403")
     # An Origin that is not UTF-8 (found by bench/fuzz.py: answering it raised UnicodeEncodeError).
     assert (await http(upgrade + b"Origin: https://\xff\xfe.example\r\n\r\n")).startswith(b"HTTP/1.1 403")
+    # A Connection or Upgrade header that is not UTF-8: websockets' own refusal could not be encoded (bench/fuzz.py).
+    for bad in (upgrade.replace(b"Connection: Upgrade", b"Connection: Up\xff\xfegrade"),
+                upgrade.replace(b"Upgrade: websocket", b"Upgrade: web\xffsocket")):
+        assert (await http(bad + b"\r\n")).startswith(b"HTTP/1.1 400")
     assert (await http(upgrade + b"\r\n")).startswith(b"HTTP/1.1 101")
     for junk in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n", b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n",
                  b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"):

@@ -19,6 +19,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Protocol, cast
 
 from websockets.client import ClientProtocol
@@ -300,7 +301,12 @@ class WsLink(asyncio.Protocol):
             refusal = self.check_request(proto, request)
             if refusal is not None:
                 return refusal
-        response = proto.accept(request)
+        try:
+            response = proto.accept(request)
+        except UnicodeEncodeError:
+            # websockets quotes a bad header in its refusal and cannot encode one that was not UTF-8 (found by
+            # bench/fuzz.py with a Connection or Upgrade header of junk bytes): refuse it ourselves.
+            response = proto.reject(HTTPStatus.BAD_REQUEST, "Failed to open a WebSocket connection: invalid header.\n")
         if response.status_code != 101:
             limited.info(f"handshake-{response.status_code}", "refused a WebSocket handshake from %s (%d: %s)",
                          self.peer, response.status_code, _one_line(proto.handshake_exc))
@@ -423,7 +429,8 @@ def _one_line(exc: BaseException | None) -> str:
     while exc.__cause__ is not None:
         exc = exc.__cause__
         text += f"; {exc}"
-    return text.replace("\n", " ")[:200]
+    # A header that was not UTF-8 arrives as surrogates: escape them, or writing the log line would fail.
+    return text.replace("\n", " ")[:200].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _close_reason(reason: str) -> str:
