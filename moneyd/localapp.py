@@ -57,14 +57,9 @@ class LocalApp:
             if isinstance(frame, btp.Transfer):
                 return ()
             prepare = ilplink.unwrap_prepare(frame.protocol_data)
-            app = holder[0] if holder else None
-            address = app.address if app else ""
-            reply: Reply
-            if app is None or app.handler is None:
-                reply = Reject(ErrorCode.F02_UNREACHABLE, address, "nothing receives here")
-            else:
-                reply = await app.handler(prepare)
-            return ilplink.wrap_reply(reply, address)
+            if not holder:  # before ILDCP told us our address
+                return ilplink.wrap_reply(Reject(ErrorCode.F02_UNREACHABLE, "", "nothing receives here"), "")
+            return ilplink.wrap_reply(await holder[0]._incoming(prepare), holder[0].address)
 
         shown = url.split("@")[-1]
         try:
@@ -86,7 +81,13 @@ class LocalApp:
             raise LocalAppError(f"moneyd at {shown} did not tell us our address: {e}") from None
         app = cls(conn, reader, info.client_address, info.asset_code, info.asset_scale)
         holder.append(app)
+        ilplink.serve_ilp(conn, app._incoming, lambda: app.address)
         return app
+
+    async def _incoming(self, prepare: Prepare) -> Reply:
+        if self.handler is None:
+            return Reject(ErrorCode.F02_UNREACHABLE, self.address, "nothing receives here")
+        return await self.handler(prepare)
 
     async def send_prepare(self, prepare: Prepare) -> Reply:
         """An OutgoingHandler: never raises; a link failure is a Reject (an expiry, R00)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -28,7 +29,7 @@ from .btp.transport import Link, LinkLimits, WsLink, server_protocol
 from .handlers import IncomingHandler
 from .logutil import RateLimitedLog
 from .store import Store
-from .wire import btp
+from .wire import btp, ilp
 from .wire.address import is_valid_segment
 from .wire.btp import ProtocolData
 from .wire.errors import CodecError
@@ -177,9 +178,10 @@ class MiniAccountsServer:
         return None
 
     async def send_to(self, account: str, prepare: Prepare) -> Reply:
-        refused = await self._paying(account, prepare)
-        if refused is not None:
-            return refused
+        if prepare.amount and not self.book.is_bound(account):
+            refused = await self._paying(account, prepare)
+            if refused is not None:
+                return refused
         acct = self.accounts.get(account)
         address = self.router_address()
         while acct is not None and acct.sockets:
@@ -215,6 +217,7 @@ class MiniAccountsServer:
             self._handshaking.pop(conn.link, None)
         conn.label = f"app {account}"
         conn.handler = lambda frame: self._on_request(account, frame)
+        conn.ilp_handler = functools.partial(self._on_ilp, account)
         acct = self.accounts.setdefault(account, _Account())
         acct.sockets.append(conn)
         if self.on_account_connected is not None:
@@ -263,7 +266,15 @@ class MiniAccountsServer:
         conn.send_raw(btp.encode_frame(btp.Response(request_id, ())))
         return account
 
+    async def _on_ilp(self, account: str, packet: bytes) -> bytes:
+        """The fast path: a Message whose only entry is ``ilp``, as bytes; its reply as bytes."""
+        prepare = ilp.decode_prepare(packet)
+        refused = await self._paying(account, prepare) if prepare.amount and not self.book.is_bound(account) else None
+        reply = refused or await self.on_prepare(prepare, account)
+        return ilplink.reply_bytes(reply, self.router_address())
+
     async def _on_request(self, account: str, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
+        """Any other shape of request (an ``ilp`` entry among others, a Transfer)."""
         if isinstance(frame, btp.Transfer):
             return ()  # local apps settle nothing with us
         prepare = ilplink.unwrap_prepare(frame.protocol_data)

@@ -59,6 +59,7 @@ async def test_malformed_frames_get_btp_errors(router: Router) -> None:
     conn, _reader, _ = await app(router, "", "tok")
     # After auth: a broken frame gets F01 on its request id; an ilp entry that is not a Prepare too.
     conn.send_raw(b"\x06\x00\x00\x00\x07\x03\x01\x01")
+    conn.send_raw(b"")  # an empty frame: malformed (no answer: no request id), and the connection stays up
     bad_pd = [btp.ProtocolData.octets("ilp", b"\x0c\x01\x00")]
     with pytest.raises(BtpPeerError, match="F01"):
         await conn.request(bad_pd)

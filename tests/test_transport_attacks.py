@@ -188,7 +188,8 @@ async def test_bad_and_half_open_handshakes(moneyd: Moneyd) -> None:
     # An Origin that is not UTF-8 (found by bench/fuzz.py: answering it raised UnicodeEncodeError).
     assert (await http(upgrade + b"Origin: https://\xff\xfe.example\r\n\r\n")).startswith(b"HTTP/1.1 400")
     # Other headers that are not UTF-8, which websockets would quote in its refusal or fail on (a 500).
-    for bad in (upgrade.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"\x81\xff"), upgrade.replace(b"Upgrade: websocket", b"Upgrade: w\xffs")):
+    for bad in (upgrade.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"\x81\xff"), upgrade.replace(b"Upgrade: websocket", b"Upgrade: w\xffs"),
+                upgrade.replace(b"Connection: Upgrade", b"Connection: Up\xff\xfegrade")):
         assert (await http(bad + b"\r\n")).startswith(b"HTTP/1.1 400"), bad
     assert (await http(upgrade + b"\r\n")).startswith(b"HTTP/1.1 101")
     for junk in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n", b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n",

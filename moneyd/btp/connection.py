@@ -347,7 +347,7 @@ class BtpConnection:
 
     def _dispatch(self, raw: bytes) -> None:
         ilp_handler = self.ilp_handler
-        if ilp_handler is not None and raw[0] == btp.TYPE_MESSAGE:
+        if ilp_handler is not None and raw[:1] == b"\x06":  # a Message (an empty frame is malformed, below)
             packet = ilp_entry(raw)
             if packet is not None:
                 self._run(ilp_handler(packet), int.from_bytes(raw[1:5], "big"), True)

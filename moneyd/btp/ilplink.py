@@ -20,19 +20,22 @@ here, using only BtpConnection's public API:
   books treat a timed-out Prepare differently from one refused; each failure knows its Reject (``.reject``).
 
 Packets cross untouched: the Prepare's own bytes go out, the reply's own bytes come back (``ilp``'s ``raw``).
+Both directions use BtpConnection's raw fast path: ``request_ilp`` out, and ``serve_ilp`` in (a Message whose only
+entry is ``ilp`` goes bytes → Prepare → handler → reply bytes, with no BTP objects built; other shapes still reach
+the connection's frame handler, which uses ``answer``/``unwrap_prepare``/``wrap_reply``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..handlers import OutgoingHandler
-from ..wire import btp, ilp
+from ..wire import ilp
 from ..wire.btp import ContentType, ProtocolData
 from ..wire.errors import CodecError
 from ..wire.ilp import ErrorCode, Prepare, Reject, Reply
-from .connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused
+from .connection import BtpConnection, BtpPeerError, ConnectionClosed, IlpHandler, RequestRefused
 
 ILP = "ilp"
 
@@ -77,9 +80,31 @@ def unwrap_prepare(protocol_data: Sequence[ProtocolData]) -> Prepare:
     raise RequestRefused("F00", "NotAcceptedError", "invalid packet, no ilp protocol data.")
 
 
+def reply_bytes(reply: Reply, address: str) -> bytes:
+    """``reply`` checked (it may come from a peer: an app, the parent), as bytes: a reply that needs no repair is
+    the very bytes it came in as."""
+    return ilp.encode_packet(ilp.checked_reply(reply, address))
+
+
 def wrap_reply(reply: Reply, address: str) -> tuple[ProtocolData, ...]:
-    """The BTP answer carrying ``reply``, checked first (it may come from a peer: an app, the parent)."""
-    return (ProtocolData(ILP, ContentType.OCTET_STREAM, ilp.encode_packet(ilp.checked_reply(reply, address))),)
+    """The BTP answer carrying ``reply``, checked first."""
+    return (ProtocolData(ILP, ContentType.OCTET_STREAM, reply_bytes(reply, address)),)
+
+
+def ilp_handler(handle: Callable[[Prepare], Awaitable[Reply]], address: Callable[[], str]) -> IlpHandler:
+    """The raw fast path's handler: Prepare bytes (decoded once; CodecError is answered F01) → ``handle`` → the
+    reply's bytes, checked. ``address``: ours, asked per packet (it may change with a reconnection)."""
+
+    async def on_ilp(packet: bytes) -> bytes:
+        reply = await handle(ilp.decode_prepare(packet))
+        return reply_bytes(reply, address())
+
+    return on_ilp
+
+
+def serve_ilp(conn: BtpConnection, handle: Callable[[Prepare], Awaitable[Reply]], address: Callable[[], str]) -> None:
+    """Hand the Prepares ``conn`` receives in plain ilp Messages to ``handle`` on the raw fast path."""
+    conn.ilp_handler = ilp_handler(handle, address)
 
 
 async def answer(protocol_data: Sequence[ProtocolData], handler: OutgoingHandler, address: str) -> tuple[ProtocolData, ...]:
@@ -92,7 +117,7 @@ async def answer(protocol_data: Sequence[ProtocolData], handler: OutgoingHandler
 
 
 def time_left(prepare: Prepare) -> float:
-    return max(0.0, (prepare.expires_at - datetime.now(UTC)).total_seconds())
+    return max(0.0, prepare.expires_at.timestamp() - time.time())
 
 
 async def request_prepare(
@@ -101,25 +126,23 @@ async def request_prepare(
     """Send ``prepare`` and return its reply, checked. Raises LinkFailure, or LinkExpired (by default the wait ends
     at the Prepare's expiry: after that no Fulfill can count). ``peer`` names the other end in messages."""
     try:
-        answer_pd = await conn.request(
-            (ProtocolData(ILP, ContentType.OCTET_STREAM, ilp.encode_prepare(prepare)),),
-            time_left(prepare) if timeout is None else timeout,
-        )
+        packet = ilp.encode_prepare(prepare)
+    except CodecError as e:
+        raise LinkFailure(f"cannot send {peer} this Prepare: {e}") from None
+    try:
+        data = await conn.request_ilp(packet, time_left(prepare) if timeout is None else timeout)
     except ConnectionClosed:
         raise LinkClosed(f"{peer} disconnected before answering") from None
     except BtpPeerError as e:
         raise LinkPeerError(f"{peer} answered with an error: {e}") from None
     except TimeoutError:
         raise LinkExpired() from None
-    except CodecError as e:
-        raise LinkFailure(f"cannot send {peer} this Prepare: {e}") from None
+    except CodecError as e:  # a Response with no ilp entry, or a malformed answer frame
+        raise LinkBadAnswer(f"{peer} answered a Prepare with no valid ilp packet: {e}") from None
     except Exception as e:  # whatever else the transport raises, the sender gets a Reject, never a traceback
         raise LinkFailure(f"cannot reach {peer}: {type(e).__name__}: {e}") from None
-    entry = btp.find(answer_pd, ILP)
-    if entry is None:
-        raise LinkBadAnswer(f"{peer} answered a Prepare with no ilp packet")
     try:
-        reply = ilp.decode_reply(entry.data)
+        reply = ilp.decode_reply(data)
     except CodecError as e:
         raise LinkBadAnswer(f"{peer} answered with an invalid packet: {e}") from None
     return ilp.checked_reply(reply, address)

@@ -428,7 +428,8 @@ def _one_line(exc: BaseException | None) -> str:
     while exc.__cause__ is not None:
         exc = exc.__cause__
         text += f"; {exc}"
-    return text.replace("\n", " ")[:200]
+    # A header that was not UTF-8 arrives as surrogates: escape them, or writing the log line would fail.
+    return text.replace("\n", " ")[:200].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _close_reason(reason: str) -> str:

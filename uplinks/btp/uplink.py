@@ -46,6 +46,8 @@ class BtpUplink(Uplink):
 
     async def _open(self) -> None:
         conn, reader = await connect(self.parent_url, self._on_request, timeout=self.connect_timeout, label="parent")
+        # A Message carrying only a Prepare takes the raw fast path; claims and other messages reach _on_request.
+        ilplink.serve_ilp(conn, self._incoming_prepare, lambda: self._address)
         self.conn, self._reader = conn, reader
         self.connected.set()
 
@@ -137,7 +139,11 @@ class BtpUplink(Uplink):
     async def _on_request(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
         if isinstance(frame, btp.Transfer):
             return ()
-        return await ilplink.answer(frame.protocol_data, self.handle_incoming, self._address)
+        return await ilplink.answer(frame.protocol_data, self._incoming_prepare, self._address)
+
+    async def _incoming_prepare(self, prepare: Prepare) -> Reply:
+        """A Prepare from the parent (either path); a subclass with books to keep checks it here."""
+        return await self.handle_incoming(prepare)
 
     async def close(self) -> None:
         self._closing = True

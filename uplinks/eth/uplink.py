@@ -614,7 +614,7 @@ class EthUplink(BtpUplink):
             await self._receive_claim(frame.protocol_data)
             return ()
         if kind == messages.ILP:
-            return await ilplink.answer(frame.protocol_data, self.handle_incoming, self._address)
+            return await ilplink.answer(frame.protocol_data, self._incoming_prepare, self._address)
         names = ", ".join(p.protocol_name for p in frame.protocol_data) or "nothing"
         raise RequestRefused("F00", "NotAcceptedError", f"unexpected message from the parent (carries {names})")
 

@@ -319,6 +319,10 @@ class XrpUplink(BtpUplink):
             await self._refresh_incoming(refreshed)
             return ()
         prepare = ilplink.unwrap_prepare(frame.protocol_data)
+        return ilplink.wrap_reply(await self._incoming_prepare(prepare), self._address)
+
+    async def _incoming_prepare(self, prepare: Prepare) -> Reply:
+        """A Prepare from the parent, on either path: within the balance limit, or refused."""
         book = self.book
         if book is None:
             reply: Reply = Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "moneyd is not ready yet")
@@ -338,7 +342,7 @@ class XrpUplink(BtpUplink):
                 reply = await self.handle_incoming(prepare)
                 if isinstance(reply, Reject):
                     book.incoming_rejected(prepare.amount)
-        return ilplink.wrap_reply(reply, self._address)
+        return reply
 
     async def _on_claim(self, protocol_data: Sequence[ProtocolData]) -> None:
         book = self.book
