@@ -25,7 +25,9 @@ import typer
 
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, check_name, parent_url, split_parent
-from moneyd.commands.local import (
+from moneyd.config import Config, ConfigError
+from moneyd.secrets import SecretError, SecretStore
+from moneyd.uplink_cli import (
     ADMIN_API_PORT,
     ALLOW_EXTENSIONS,
     ALLOW_ORIGIN,
@@ -34,9 +36,16 @@ from moneyd.commands.local import (
     LOG_LEVEL,
     PORT,
     QUIET,
+    ask,
+    configured,
+    fail,
+    format_amount,
+    load_config,
+    load_secret,
+    read_secret_file,
+    serve,
+    server_options,
 )
-from moneyd.config import Config, ConfigError, not_configured
-from moneyd.secrets import SecretError, SecretStore
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -57,13 +66,8 @@ class CommandError(Exception):
     """The command stops here; the message is the line the user sees."""
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"moneyd: error: {message}", err=True)
-    return typer.Exit(1)
-
-
 def eth(wei: int) -> str:
-    return f"{Decimal(wei).scaleb(-18).normalize():f} ETH"
+    return format_amount(wei, 18, "ETH")
 
 
 def parse_wei(text: str, what: str) -> int:
@@ -82,22 +86,6 @@ def parse_wei(text: str, what: str) -> int:
         return amount.to_base_units("ETH", 18)
     except AmountError as e:
         raise typer.BadParameter(f"{e} (ETH, gwei or wei; a plain number is gwei)", param_hint=what) from None
-
-
-def load_config(path: Path) -> Config:
-    try:
-        return Config.load(path)
-    except ConfigError as e:
-        raise fail(str(e)) from None
-
-
-def _ask(value: str | None, flag: str, prompt: str, hide: bool = False) -> str:
-    if value:
-        return value
-    if not sys.stdin.isatty():
-        raise typer.BadParameter(f"give it with {flag} (no terminal to ask on)", param_hint=flag)
-    answer: str = typer.prompt(prompt, hide_input=hide)
-    return answer
 
 
 def account_for(key: str) -> LocalAccount:
@@ -138,12 +126,7 @@ class Section:
 
     @classmethod
     def load(cls, cfg: Config, testnet: bool = False) -> Section:
-        try:
-            s = cfg.section(SECTION)
-        except ConfigError as e:
-            raise fail(str(e)) from None
-        if s is None or not isinstance(s.get("address"), str):
-            raise fail(not_configured(cfg, "eth", testnet))
+        s = configured(cfg, SECTION, testnet)
         try:
             return cls(str(s["parent"]), str(s["provider"]), str(s["contract"]), int(s["chain_id"]), str(s["name"]),
                        str(s["address"]), int(s["channel_amount"]))
@@ -156,10 +139,7 @@ class Section:
 
 
 def load_key(section: Section, testnet: bool) -> LocalAccount:
-    try:
-        key = SecretStore(testnet=testnet).get(f"eth:{section.address}", env=KEY_ENV)
-    except SecretError as e:
-        raise fail(str(e)) from None
+    key = load_secret(f"eth:{section.address}", testnet, KEY_ENV)
     if key is None:
         raise fail(f"no private key for {section.address}: run `moneyd eth:configure --force` or set {KEY_ENV}")
     try:
@@ -230,7 +210,7 @@ def register(app: typer.Typer) -> None:
             name = name or typer.prompt("Account name at the parent", default=os.urandom(8).hex())
             channel_amount = channel_amount or typer.prompt("Channel size (ETH with a unit, or gwei)", default="0.05ETH")
         amount = parse_wei(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_WEI
-        parent = _ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
+        parent = ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
         try:
             split_parent(parent)
         except ParentError as e:
@@ -240,7 +220,7 @@ def register(app: typer.Typer) -> None:
             check_name(account_name)
         except ParentError as e:
             raise typer.BadParameter(str(e), param_hint="--name") from None
-        provider = check_provider(_ask(provider, "--provider", "Ethereum JSON-RPC URL"))
+        provider = check_provider(ask(provider, "--provider", "Ethereum JSON-RPC URL"))
         if contract is not None:
             from .claims import parse_address
 
@@ -250,12 +230,9 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(str(e), param_hint="--contract") from None
         try:
             if key_file is not None:
-                try:
-                    key = key_file.read_text(encoding="utf-8").strip()
-                except OSError as e:
-                    raise typer.BadParameter(f"cannot read {key_file}: {e.strerror or e}", param_hint="--key-file") from None
+                key = read_secret_file(key_file, "--key-file")
             else:
-                key = os.environ.get(KEY_ENV) or _ask(None, "--key-file", "Ethereum private key", hide=True)
+                key = os.environ.get(KEY_ENV) or ask(None, "--key-file", "Ethereum private key", hide=True)
             account = account_for(key)
             typer.echo(f"checking {account.address} on {provider} …", err=True)
             chain_id, resolved, balance, needed = asyncio.run(_check_funds(provider, account, contract, amount))
@@ -284,10 +261,6 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
-        from moneyd.app import run
-        from moneyd.commands.local import server_options
-        from moneyd.store import Store
-
         cfg = load_config(ctx.obj.config_path)
         section = Section.load(cfg, ctx.obj.testnet)
         settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
@@ -298,10 +271,9 @@ def register(app: typer.Typer) -> None:
             url = parent_url(section.parent, section.name, key_hex(account))
         except ParentError as e:
             raise fail(str(e)) from None
-        store = Store.open_default(ctx.obj.testnet)
-        uplink = EthUplink(url, section.provider, account, store, contract=section.contract,
-                           channel_amount=section.channel_amount, claim_on_close=claim_on_close)
-        raise typer.Exit(run(settings, store, uplink, quiet=quiet))
+        raise serve(settings, ctx.obj.testnet, quiet, lambda store: EthUplink(
+            url, section.provider, account, store, contract=section.contract, channel_amount=section.channel_amount,
+            claim_on_close=claim_on_close))
 
     @app.command("eth:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON (amounts in wei, as strings).")) -> None:

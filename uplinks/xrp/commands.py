@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -20,7 +18,8 @@ import typer
 
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, parent_url
-from moneyd.commands.local import (
+from moneyd.secrets import SecretError, SecretStore
+from moneyd.uplink_cli import (
     ADMIN_API_PORT,
     ALLOW_EXTENSIONS,
     ALLOW_ORIGIN,
@@ -29,17 +28,24 @@ from moneyd.commands.local import (
     LOG_LEVEL,
     PORT,
     QUIET,
+    ask,
+    configured,
+    fail,
+    load_config,
+    load_secret,
+    read_secret_file,
+    serve,
+    server_options,
 )
-from moneyd.config import Config, ConfigError, not_configured
-from moneyd.secrets import SecretError, SecretStore
+
+from .manage import register_manage
+from .wallet import SECRET_ENV, SECTION, SERVERS, ConfigureError, wallet_for, wallet_for_quiet, xrp
 
 if TYPE_CHECKING:
-    from xrpl.wallet import Wallet
+    from moneyd.store import Store
 
-SECRET_ENV = "MONEYD_XRP_SECRET"
 DEFAULT_CHANNEL_DROPS = 10_000_000
 TESTNET_FAUCET = "https://faucet.altnet.rippletest.net/accounts"
-SERVERS = {False: "wss://s1.ripple.com", True: "wss://s.altnet.rippletest.net:51233"}
 FEE_ALLOWANCE = 20  # transactions' worth of fees kept aside (create, fund, claims, close)
 
 
@@ -51,10 +57,6 @@ PARENT_EXPLAINED = (
     "--parent btp+ws://127.0.0.1:PORT.")
 
 
-class ConfigureError(Exception):
-    """Configuration stops here; nothing was written."""
-
-
 @dataclass
 class Settings:
     parent: str
@@ -64,45 +66,12 @@ class Settings:
     channel_amount: int
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"moneyd: error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def load_config(path: Path) -> Config:
-    try:
-        return Config.load(path)
-    except ConfigError as e:
-        raise fail(str(e)) from None
-
-
-def xrp(drops: int) -> str:
-    return f"{Decimal(drops).scaleb(-6).normalize():f} XRP"
-
-
 def parse_drops(text: str, what: str) -> int:
     try:
         amount = parse_amount(text)
         return amount.to_base_units("XRP", 6)
     except AmountError as e:
         raise typer.BadParameter(str(e), param_hint=what) from None
-
-
-def wallet_for(secret: str) -> Wallet:
-    from xrpl.wallet import Wallet
-
-    try:
-        return Wallet.from_seed(secret.strip())
-    except Exception:
-        raise ConfigureError("that is not an XRP secret (a family seed starting with 's')") from None
-
-
-def wallet_for_quiet(secret: str) -> str | None:
-    """The address of ``secret``, or None when it is not a seed."""
-    try:
-        return wallet_for(secret).address
-    except ConfigureError:
-        return None
 
 
 def read_js_config(path: Path) -> dict[str, str]:
@@ -188,17 +157,6 @@ async def check_funds(s: Settings, address: str) -> tuple[int, int]:
     return account.balance, needed
 
 
-def _ask(value: str | None, flag: str, prompt: str, default: str | None = None, hide: bool = False) -> str:
-    if value:
-        return value
-    if not sys.stdin.isatty():
-        if default is not None:
-            return default
-        raise typer.BadParameter(f"give it with {flag} (no terminal to ask on)", param_hint=flag)
-    answer: str = typer.prompt(prompt, default=default, hide_input=hide)
-    return answer
-
-
 def register(app: typer.Typer) -> None:
     @app.command("xrp:configure")
     def configure(
@@ -216,31 +174,28 @@ def register(app: typer.Typer) -> None:
         """Set up the XRP uplink: check the account can fund a channel, keep the secret in the OS keyring."""
         testnet: bool = ctx.obj.testnet
         cfg = load_config(ctx.obj.config_path)
-        if cfg.section("xrp") is not None and not force:
+        if cfg.section(SECTION) is not None and not force:
             raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
         try:
             imported = read_js_config(import_js) if import_js else {}
             if secret_file is not None:
-                try:
-                    secret = secret_file.read_text(encoding="utf-8").strip()
-                except OSError as e:
-                    raise typer.BadParameter(f"cannot read {secret_file}: {e.strerror or e}", param_hint="--secret-file") from None
+                secret = read_secret_file(secret_file, "--secret-file")
             elif os.environ.get(SECRET_ENV) or imported.get("secret") or not testnet:
-                secret = os.environ.get(SECRET_ENV) or imported.get("secret") or _ask(None, "--secret-file", "XRP secret", hide=True)
+                secret = os.environ.get(SECRET_ENV) or imported.get("secret") or ask(None, "--secret-file", "XRP secret", hide=True)
             else:
                 typer.echo(f"no secret given: asking the testnet faucet {faucet} for a funded test account …", err=True)
                 secret = asyncio.run(faucet_account(faucet, xrp_server or SERVERS[True]))
             wallet = wallet_for(secret)
             if advanced:
-                xrp_server = _ask(xrp_server, "--xrp-server", "XRPL server (rippled WebSocket URL)",
+                xrp_server = ask(xrp_server, "--xrp-server", "XRPL server (rippled WebSocket URL)",
                                   imported.get("xrp_server") or SERVERS[testnet])
-                name = _ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
-                channel_amount = _ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
+                name = ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
+                channel_amount = ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
                                       "10XRP")
             if not (parent or imported.get("parent")):
                 typer.echo(PARENT_EXPLAINED, err=True)
             settings = Settings(
-                parent=_ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
+                parent=ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
                 xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
                 name=name if name is not None else imported.get("name") or os.urandom(8).hex(),
                 secret=secret.strip(),
@@ -258,7 +213,7 @@ def register(app: typer.Typer) -> None:
             store.set(f"xrp:{wallet.address}", settings.secret)
         except (ConfigureError, SecretError) as e:
             raise fail(str(e)) from None
-        cfg.set_section("xrp", {"parent": settings.parent, "xrp_server": settings.xrp_server, "name": settings.name,
+        cfg.set_section(SECTION, {"parent": settings.parent, "xrp_server": settings.xrp_server, "name": settings.name,
                                 "address": wallet.address, "channel_amount": settings.channel_amount})
         cfg.save()
         typer.echo(f"saved the xrp uplink to {cfg.path}; the secret is in {store.where}")
@@ -277,22 +232,13 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
-        from moneyd.app import run
-        from moneyd.commands.local import server_options
-        from moneyd.store import Store
-
         from .uplink import XrpSettings, XrpUplink
 
         testnet: bool = ctx.obj.testnet
         cfg = load_config(ctx.obj.config_path)
-        section = cfg.section("xrp")
-        if section is None or not isinstance(section.get("address"), str):
-            raise fail(not_configured(cfg, "xrp", testnet))
+        section = configured(cfg, SECTION, testnet)
         settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
-        try:
-            secret = SecretStore(testnet=testnet).get(f"xrp:{section['address']}", env=SECRET_ENV)
-        except SecretError as e:
-            raise fail(str(e)) from None
+        secret = load_secret(f"xrp:{section['address']}", testnet, SECRET_ENV)
         if secret is None:
             raise fail(f"no secret for {section['address']} in the keyring; run `moneyd xrp:configure --force` "
                        f"or set {SECRET_ENV}")
@@ -309,19 +255,19 @@ def register(app: typer.Typer) -> None:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
                 setattr(xrp_settings, knob, float(value))
-        try:
-            uplink = XrpUplink(xrp_settings, store := Store.open_default(testnet))
-        except Exception as e:
-            raise fail(str(e)) from None
-        raise typer.Exit(run(settings, store, uplink, quiet=quiet))
+
+        def uplink(store: Store) -> XrpUplink:
+            try:
+                return XrpUplink(xrp_settings, store)
+            except Exception as e:
+                raise fail(str(e)) from None
+
+        raise serve(settings, testnet, quiet, uplink)
 
     @app.command("xrp:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Your XRP account: balance, reserve, what is available, and your payment channels."""
-        cfg = load_config(ctx.obj.config_path)
-        section = cfg.section("xrp")
-        if section is None or not isinstance(section.get("address"), str):
-            raise fail(not_configured(cfg, "xrp", ctx.obj.testnet))
+        section = configured(load_config(ctx.obj.config_path), SECTION, ctx.obj.testnet)
         address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
         from .ledger import LedgerError
 
@@ -333,8 +279,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(report))
             return
         _print_info(report)
-
-    from .manage import register_manage
 
     register_manage(app)
 
