@@ -26,6 +26,7 @@ import typer
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, check_name, parent_url, split_parent
 from moneyd.config import Config, ConfigError
+from moneyd.errors import MoneydError
 from moneyd.secrets import SecretError, SecretStore
 from moneyd.uplink_cli import (
     ADMIN_API_PORT,
@@ -90,14 +91,12 @@ def parse_wei(text: str, what: str) -> int:
 
 def account_for(key: str) -> LocalAccount:
     from .claims import as_account
-    from .errors import ConfigError as EthConfigError
-
     text = key.strip()
     if len(text) == 64 and not text.lower().startswith("0x"):
         text = "0x" + text
     try:
         return as_account(text)
-    except EthConfigError:
+    except ConfigError:
         raise CommandError("that is not an Ethereum private key (64 hex digits, 0x optional)") from None
 
 
@@ -153,11 +152,10 @@ def load_key(section: Section, testnet: bool) -> LocalAccount:
 
 async def _connect(section: Section, key: LocalAccount | bytes) -> EthChain:
     from .chain import EthChain
-    from .errors import EthUplinkError
 
     try:
         chain = await EthChain.connect(section.provider, key, section.contract)
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     if chain.chain_id != section.chain_id:
         await chain.close()
@@ -201,8 +199,6 @@ def register(app: typer.Typer) -> None:
             raise fail(str(e)) from None
         if existing is not None and not force:
             raise fail(f"{cfg.path} already has an eth uplink; use --force to replace it")
-        from .errors import ConfigError as EthConfigError
-
         if advanced and sys.stdin.isatty():
             # As the JS moneyd's --advanced: ask for what otherwise takes its default (an empty answer keeps it).
             contract = contract or typer.prompt("Unidirectional contract address (empty: the known one for the chain)",
@@ -226,7 +222,7 @@ def register(app: typer.Typer) -> None:
 
             try:
                 contract = parse_address(contract, "contract")
-            except EthConfigError as e:
+            except ConfigError as e:
                 raise typer.BadParameter(str(e), param_hint="--contract") from None
         try:
             if key_file is not None:
@@ -342,11 +338,10 @@ def register(app: typer.Typer) -> None:
 async def _check_funds(provider: str, account: LocalAccount, contract: str | None, amount: int) -> tuple[int, str, int, int]:
     """(chain id, contract, balance, needed); CommandError when the account cannot open the channel."""
     from .chain import EthChain
-    from .errors import EthUplinkError
 
     try:
         chain = await EthChain.connect(provider, account, contract)
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     try:
         balance = await chain.balance()
@@ -359,7 +354,7 @@ async def _check_funds(provider: str, account: LocalAccount, contract: str | Non
             raise CommandError(f"the account {account.address} holds {eth(balance)}; it needs {eth(needed)} (channel "
                                f"{eth(amount)} + fees {eth(FEE_ALLOWANCE * fee)})")
         return chain.chain_id, chain.contract_address, balance, needed
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     finally:
         await chain.close()
@@ -380,7 +375,6 @@ def _channel_view(ch: Any, block: int) -> dict[str, Any]:
 
 async def _info(section: Section, store: Store) -> dict[str, Any]:
     from .claims import channel_id_hex, parse_channel_id
-    from .errors import EthUplinkError
     from .uplink import NAMESPACE, state_key
 
     chain = await _connect(section, os.urandom(32))  # reads only: no need for the key
@@ -415,7 +409,7 @@ async def _info(section: Section, store: Store) -> dict[str, Any]:
             ch = await chain.channel(parse_channel_id(rid))
             report["retired"].append({"id": rid, **_channel_view(ch, block)})
         return report
-    except (EthUplinkError, KeyError, TypeError, ValueError) as e:
+    except (MoneydError, KeyError, TypeError, ValueError) as e:
         raise CommandError(f"cannot read the channels: {e}") from None
     finally:
         await chain.close()
@@ -459,7 +453,6 @@ def _print_info(r: dict[str, Any]) -> None:
 
 async def _topup(section: Section, account: LocalAccount, store: Store, wei: int, say: Callable[[str], None]) -> None:
     from .claims import channel_id_hex
-    from .errors import EthUplinkError
 
     chain = await _connect(section, account)
     try:
@@ -478,7 +471,7 @@ async def _topup(section: Section, account: LocalAccount, store: Store, wei: int
             state.save(store, key)
         say(f"confirmed in block {tx.block_number} (fee {eth(tx.fee)}): the channel holds {eth(ch.value)}")
         say("a running moneyd sees the new value the next time it needs it")
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     finally:
         await chain.close()
@@ -521,7 +514,6 @@ async def _ask_parent_to_close(section: Section, account: LocalAccount, wait: fl
 async def _cleanup(section: Section, account: LocalAccount, store: Store, ask_parent: bool, wait: float,
                    say: Callable[[str], None]) -> None:
     from .claims import channel_id_hex, parse_channel_id
-    from .errors import EthUplinkError
 
     chain = await _connect(section, account)
     try:
@@ -588,7 +580,7 @@ async def _cleanup(section: Section, account: LocalAccount, store: Store, ask_pa
                 state.retired = [r for r in state.retired if r != channel_id_hex(cid)]
             state.save(store, key)
         say(f"balance: {eth(await chain.balance())}")
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     finally:
         await chain.close()
