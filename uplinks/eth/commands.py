@@ -191,57 +191,7 @@ def register(app: typer.Typer) -> None:
         advanced: bool = typer.Option(False, "--advanced", help="Also ask for the contract, account name and channel size (flags still win)."),
     ) -> None:
         """Set up the ETH uplink: check the account can fund a channel, keep the key in the OS keyring."""
-        testnet: bool = ctx.obj.testnet
-        cfg = load_config(ctx.obj.config_path)
-        try:
-            existing = cfg.section(SECTION)
-        except ConfigError as e:
-            raise fail(str(e)) from None
-        if existing is not None and not force:
-            raise fail(f"{cfg.path} already has an eth uplink; use --force to replace it")
-        if advanced and sys.stdin.isatty():
-            # As the JS moneyd's --advanced: ask for what otherwise takes its default (an empty answer keeps it).
-            contract = contract or typer.prompt("Unidirectional contract address (empty: the known one for the chain)",
-                                                default="", show_default=False) or None
-            name = name or typer.prompt("Account name at the parent", default=os.urandom(8).hex())
-            channel_amount = channel_amount or typer.prompt("Channel size (ETH with a unit, or gwei)", default="0.05ETH")
-        amount = parse_wei(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_WEI
-        parent = ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
-        try:
-            split_parent(parent)
-        except ParentError as e:
-            raise typer.BadParameter(str(e), param_hint="--parent") from None
-        account_name = name if name is not None else os.urandom(8).hex()
-        try:
-            check_name(account_name)
-        except ParentError as e:
-            raise typer.BadParameter(str(e), param_hint="--name") from None
-        provider = check_provider(ask(provider, "--provider", "Ethereum JSON-RPC URL"))
-        if contract is not None:
-            from .claims import parse_address
-
-            try:
-                contract = parse_address(contract, "contract")
-            except ConfigError as e:
-                raise typer.BadParameter(str(e), param_hint="--contract") from None
-        try:
-            if key_file is not None:
-                key = read_secret_file(key_file, "--key-file")
-            else:
-                key = os.environ.get(KEY_ENV) or ask(None, "--key-file", "Ethereum private key", hide=True)
-            account = account_for(key)
-            typer.echo(f"checking {account.address} on {provider} …", err=True)
-            chain_id, resolved, balance, needed = asyncio.run(_check_funds(provider, account, contract, amount))
-            store = SecretStore(testnet=testnet)
-            store.set(f"eth:{account.address}", key_hex(account))
-        except (CommandError, SecretError) as e:
-            raise fail(str(e)) from None
-        section = Section(parent.strip(), provider, resolved, chain_id, account_name, account.address, amount)
-        cfg.set_section(SECTION, section.to_json())
-        cfg.save()
-        typer.echo(f"saved the eth uplink to {cfg.path}; the key is in {store.where}")
-        typer.echo(f"account {account.address} on chain {chain_id}: {eth(balance)}, {eth(needed)} needed for the "
-                   f"channel ({eth(amount)}) and fees")
+        configure_command(ctx, parent, provider, contract, name, channel_amount, key_file, force, advanced)
 
     @app.command("eth:start")
     def start(
@@ -257,38 +207,12 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
-        account = load_key(section, ctx.obj.testnet)
-        from .uplink import EthUplink
-
-        try:
-            url = parent_url(section.parent, section.name, key_hex(account))
-        except ParentError as e:
-            raise fail(str(e)) from None
-        raise serve(settings, ctx.obj.testnet, quiet, lambda store: EthUplink(
-            url, section.provider, account, store, contract=section.contract, channel_amount=section.channel_amount,
-            claim_on_close=claim_on_close))
+        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, claim_on_close, quiet, admin_api_port, log_level, log_format)
 
     @app.command("eth:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON (amounts in wei, as strings).")) -> None:
         """Your Ethereum account: balance, your channel to the parent and theirs to you, what can be claimed."""
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        from moneyd.store import Store
-
-        store = Store.open_default(ctx.obj.testnet)
-        try:
-            report = asyncio.run(_info(section, store))
-        except CommandError as e:
-            raise fail(str(e)) from None
-        finally:
-            store.close()
-        if as_json:
-            typer.echo(json.dumps(report))
-            return
-        _print_info(report)
+        info_command(ctx, as_json)
 
     @app.command("eth:topup")
     def topup(
@@ -296,20 +220,7 @@ def register(app: typer.Typer) -> None:
         amount: str = typer.Option(..., "--amount", help="How much to add to your channel: 0.1ETH, 100000000gwei, or plain gwei."),
     ) -> None:
         """Deposit more into your channel to the parent."""
-        wei = parse_wei(amount, "--amount")
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        account = load_key(section, ctx.obj.testnet)
-        typer.echo(f"amount: {eth(wei)} (= {wei // GWEI if wei % GWEI == 0 else Decimal(wei) / GWEI} gwei)")
-        from moneyd.store import Store
-
-        store = Store.open_default(ctx.obj.testnet)
-        try:
-            asyncio.run(_topup(section, account, store, wei, typer.echo))
-        except CommandError as e:
-            raise fail(str(e)) from None
-        finally:
-            store.close()
+        topup_command(ctx, amount)
 
     @app.command("eth:cleanup")
     def cleanup(
@@ -318,18 +229,133 @@ def register(app: typer.Typer) -> None:
         wait: float = typer.Option(15.0, "--wait", help="Seconds to wait for the parent to claim our channel."),
     ) -> None:
         """Claim what the parent owes you, and close your channel (the parent claims it, or it settles)."""
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        account = load_key(section, ctx.obj.testnet)
-        from moneyd.store import Store
+        cleanup_command(ctx, no_request, wait)
 
-        store = Store.open_default(ctx.obj.testnet)
+
+def configure_command(
+    ctx: typer.Context, parent: str | None, provider: str | None, contract: str | None, name: str | None,
+    channel_amount: str | None, key_file: Path | None, force: bool, advanced: bool
+) -> None:
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(ctx.obj.config_path)
+    try:
+        existing = cfg.section(SECTION)
+    except ConfigError as e:
+        raise fail(str(e)) from None
+    if existing is not None and not force:
+        raise fail(f"{cfg.path} already has an eth uplink; use --force to replace it")
+    if advanced and sys.stdin.isatty():
+        # As the JS moneyd's --advanced: ask for what otherwise takes its default (an empty answer keeps it).
+        contract = contract or typer.prompt("Unidirectional contract address (empty: the known one for the chain)",
+                                            default="", show_default=False) or None
+        name = name or typer.prompt("Account name at the parent", default=os.urandom(8).hex())
+        channel_amount = channel_amount or typer.prompt("Channel size (ETH with a unit, or gwei)", default="0.05ETH")
+    amount = parse_wei(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_WEI
+    parent = ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
+    try:
+        split_parent(parent)
+    except ParentError as e:
+        raise typer.BadParameter(str(e), param_hint="--parent") from None
+    account_name = name if name is not None else os.urandom(8).hex()
+    try:
+        check_name(account_name)
+    except ParentError as e:
+        raise typer.BadParameter(str(e), param_hint="--name") from None
+    provider = check_provider(ask(provider, "--provider", "Ethereum JSON-RPC URL"))
+    if contract is not None:
+        from .claims import parse_address
+
         try:
-            asyncio.run(_cleanup(section, account, store, not no_request, wait, typer.echo))
-        except CommandError as e:
-            raise fail(str(e)) from None
-        finally:
-            store.close()
+            contract = parse_address(contract, "contract")
+        except ConfigError as e:
+            raise typer.BadParameter(str(e), param_hint="--contract") from None
+    try:
+        if key_file is not None:
+            key = read_secret_file(key_file, "--key-file")
+        else:
+            key = os.environ.get(KEY_ENV) or ask(None, "--key-file", "Ethereum private key", hide=True)
+        account = account_for(key)
+        typer.echo(f"checking {account.address} on {provider} …", err=True)
+        chain_id, resolved, balance, needed = asyncio.run(_check_funds(provider, account, contract, amount))
+        store = SecretStore(testnet=testnet)
+        store.set(f"eth:{account.address}", key_hex(account))
+    except (CommandError, SecretError) as e:
+        raise fail(str(e)) from None
+    section = Section(parent.strip(), provider, resolved, chain_id, account_name, account.address, amount)
+    cfg.set_section(SECTION, section.to_json())
+    cfg.save()
+    typer.echo(f"saved the eth uplink to {cfg.path}; the key is in {store.where}")
+    typer.echo(f"account {account.address} on chain {chain_id}: {eth(balance)}, {eth(needed)} needed for the "
+               f"channel ({eth(amount)}) and fees")
+
+
+def start_command(
+    ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool,
+    claim_on_close: bool, quiet: bool, admin_api_port: int | None, log_level: str, log_format: str
+) -> None:
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
+    account = load_key(section, ctx.obj.testnet)
+    from .uplink import EthUplink
+
+    try:
+        url = parent_url(section.parent, section.name, key_hex(account))
+    except ParentError as e:
+        raise fail(str(e)) from None
+    raise serve(settings, ctx.obj.testnet, quiet, lambda store: EthUplink(
+        url, section.provider, account, store, contract=section.contract, channel_amount=section.channel_amount,
+        claim_on_close=claim_on_close))
+
+
+def info_command(ctx: typer.Context, as_json: bool) -> None:
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    from moneyd.store import Store
+
+    store = Store.open_default(ctx.obj.testnet)
+    try:
+        report = asyncio.run(_info(section, store))
+    except CommandError as e:
+        raise fail(str(e)) from None
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_info(report)
+
+
+def topup_command(ctx: typer.Context, amount: str) -> None:
+    wei = parse_wei(amount, "--amount")
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    account = load_key(section, ctx.obj.testnet)
+    typer.echo(f"amount: {eth(wei)} (= {wei // GWEI if wei % GWEI == 0 else Decimal(wei) / GWEI} gwei)")
+    from moneyd.store import Store
+
+    store = Store.open_default(ctx.obj.testnet)
+    try:
+        asyncio.run(_topup(section, account, store, wei, typer.echo))
+    except CommandError as e:
+        raise fail(str(e)) from None
+    finally:
+        store.close()
+
+
+def cleanup_command(ctx: typer.Context, no_request: bool, wait: float) -> None:
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    account = load_key(section, ctx.obj.testnet)
+    from moneyd.store import Store
+
+    store = Store.open_default(ctx.obj.testnet)
+    try:
+        asyncio.run(_cleanup(section, account, store, not no_request, wait, typer.echo))
+    except CommandError as e:
+        raise fail(str(e)) from None
+    finally:
+        store.close()
 
 
 # -- bodies ----------------------------------------------------------------------------------------------------

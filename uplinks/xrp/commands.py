@@ -172,52 +172,7 @@ def register(app: typer.Typer) -> None:
         advanced: bool = typer.Option(False, "--advanced", help="Also ask for the XRPL server, account name and channel size (flags still win)."),
     ) -> None:
         """Set up the XRP uplink: check the account can fund a channel, keep the secret in the OS keyring."""
-        testnet: bool = ctx.obj.testnet
-        cfg = load_config(ctx.obj.config_path)
-        if cfg.section(SECTION) is not None and not force:
-            raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
-        try:
-            imported = read_js_config(import_js) if import_js else {}
-            if secret_file is not None:
-                secret = read_secret_file(secret_file, "--secret-file")
-            elif os.environ.get(SECRET_ENV) or imported.get("secret") or not testnet:
-                secret = os.environ.get(SECRET_ENV) or imported.get("secret") or ask(None, "--secret-file", "XRP secret", hide=True)
-            else:
-                typer.echo(f"no secret given: asking the testnet faucet {faucet} for a funded test account …", err=True)
-                secret = asyncio.run(faucet_account(faucet, xrp_server or SERVERS[True]))
-            wallet = wallet_for(secret)
-            if advanced:
-                xrp_server = ask(xrp_server, "--xrp-server", "XRPL server (rippled WebSocket URL)",
-                                  imported.get("xrp_server") or SERVERS[testnet])
-                name = ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
-                channel_amount = ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
-                                      "10XRP")
-            if not (parent or imported.get("parent")):
-                typer.echo(PARENT_EXPLAINED, err=True)
-            settings = Settings(
-                parent=ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
-                xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
-                name=name if name is not None else imported.get("name") or os.urandom(8).hex(),
-                secret=secret.strip(),
-                channel_amount=parse_drops(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_DROPS,
-            )
-            try:
-                parent_url(settings.parent, settings.name, settings.secret)
-            except ParentError as e:
-                raise typer.BadParameter(str(e), param_hint="--parent/--name") from None
-            if not settings.xrp_server.startswith(("ws://", "wss://")):
-                raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
-            typer.echo(f"checking {wallet.address} on {settings.xrp_server} …", err=True)
-            balance, needed = asyncio.run(check_funds(settings, wallet.address))
-            store = SecretStore(testnet=testnet)
-            store.set(f"xrp:{wallet.address}", settings.secret)
-        except (ConfigureError, SecretError) as e:
-            raise fail(str(e)) from None
-        cfg.set_section(SECTION, {"parent": settings.parent, "xrp_server": settings.xrp_server, "name": settings.name,
-                                "address": wallet.address, "channel_amount": settings.channel_amount})
-        cfg.save()
-        typer.echo(f"saved the xrp uplink to {cfg.path}; the secret is in {store.where}")
-        typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
+        configure_command(ctx, parent, xrp_server, name, secret_file, channel_amount, import_js, force, faucet, advanced)
 
     @app.command("xrp:start")
     def start(
@@ -232,55 +187,118 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
-        from .uplink import XrpSettings, XrpUplink
-
-        testnet: bool = ctx.obj.testnet
-        cfg = load_config(ctx.obj.config_path)
-        section = configured(cfg, SECTION, testnet)
-        settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
-        secret = load_secret(f"xrp:{section['address']}", testnet, SECRET_ENV)
-        if secret is None:
-            raise fail(f"no secret for {section['address']} in the keyring; run `moneyd xrp:configure --force` "
-                       f"or set {SECRET_ENV}")
-        if wallet_for_quiet(secret) != section["address"]:
-            raise fail(f"the secret does not belong to {section['address']}; run `moneyd xrp:configure --force`")
-        xrp_settings = XrpSettings(
-            parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
-            xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
-            channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
-        # Advanced, hand-edited: seconds between claim submissions and channel checks on the ledger.
-        for knob in ("claim_interval", "watch_interval"):
-            value = section.get(knob)
-            if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                    raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
-                setattr(xrp_settings, knob, float(value))
-
-        def uplink(store: Store) -> XrpUplink:
-            try:
-                return XrpUplink(xrp_settings, store)
-            except Exception as e:
-                raise fail(str(e)) from None
-
-        raise serve(settings, testnet, quiet, uplink)
+        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, quiet, admin_api_port, log_level, log_format)
 
     @app.command("xrp:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Your XRP account: balance, reserve, what is available, and your payment channels."""
-        section = configured(load_config(ctx.obj.config_path), SECTION, ctx.obj.testnet)
-        address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
-        from .ledger import LedgerError
-
-        try:
-            report = asyncio.run(_info(address, server))
-        except LedgerError as e:
-            raise fail(str(e)) from None
-        if as_json:
-            typer.echo(json.dumps(report))
-            return
-        _print_info(report)
+        info_command(ctx, as_json)
 
     register_manage(app)
+
+
+def configure_command(
+    ctx: typer.Context, parent: str | None, xrp_server: str | None, name: str | None, secret_file: Path | None,
+    channel_amount: str | None, import_js: Path | None, force: bool, faucet: str, advanced: bool
+) -> None:
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(ctx.obj.config_path)
+    if cfg.section(SECTION) is not None and not force:
+        raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
+    try:
+        imported = read_js_config(import_js) if import_js else {}
+        if secret_file is not None:
+            secret = read_secret_file(secret_file, "--secret-file")
+        elif os.environ.get(SECRET_ENV) or imported.get("secret") or not testnet:
+            secret = os.environ.get(SECRET_ENV) or imported.get("secret") or ask(None, "--secret-file", "XRP secret", hide=True)
+        else:
+            typer.echo(f"no secret given: asking the testnet faucet {faucet} for a funded test account …", err=True)
+            secret = asyncio.run(faucet_account(faucet, xrp_server or SERVERS[True]))
+        wallet = wallet_for(secret)
+        if advanced:
+            xrp_server = ask(xrp_server, "--xrp-server", "XRPL server (rippled WebSocket URL)",
+                             imported.get("xrp_server") or SERVERS[testnet])
+            name = ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
+            channel_amount = ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
+                                 "10XRP")
+        if not (parent or imported.get("parent")):
+            typer.echo(PARENT_EXPLAINED, err=True)
+        settings = Settings(
+            parent=ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
+            xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
+            name=name if name is not None else imported.get("name") or os.urandom(8).hex(),
+            secret=secret.strip(),
+            channel_amount=parse_drops(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_DROPS,
+        )
+        try:
+            parent_url(settings.parent, settings.name, settings.secret)
+        except ParentError as e:
+            raise typer.BadParameter(str(e), param_hint="--parent/--name") from None
+        if not settings.xrp_server.startswith(("ws://", "wss://")):
+            raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
+        typer.echo(f"checking {wallet.address} on {settings.xrp_server} …", err=True)
+        balance, needed = asyncio.run(check_funds(settings, wallet.address))
+        store = SecretStore(testnet=testnet)
+        store.set(f"xrp:{wallet.address}", settings.secret)
+    except (ConfigureError, SecretError) as e:
+        raise fail(str(e)) from None
+    cfg.set_section(SECTION, {"parent": settings.parent, "xrp_server": settings.xrp_server, "name": settings.name,
+                            "address": wallet.address, "channel_amount": settings.channel_amount})
+    cfg.save()
+    typer.echo(f"saved the xrp uplink to {cfg.path}; the secret is in {store.where}")
+    typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
+
+
+def start_command(
+    ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool, quiet: bool,
+    admin_api_port: int | None, log_level: str, log_format: str
+) -> None:
+    from .uplink import XrpSettings, XrpUplink
+
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(ctx.obj.config_path)
+    section = configured(cfg, SECTION, testnet)
+    settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
+    secret = load_secret(f"xrp:{section['address']}", testnet, SECRET_ENV)
+    if secret is None:
+        raise fail(f"no secret for {section['address']} in the keyring; run `moneyd xrp:configure --force` "
+                   f"or set {SECRET_ENV}")
+    if wallet_for_quiet(secret) != section["address"]:
+        raise fail(f"the secret does not belong to {section['address']}; run `moneyd xrp:configure --force`")
+    xrp_settings = XrpSettings(
+        parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
+        xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
+        channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
+    # Advanced, hand-edited: seconds between claim submissions and channel checks on the ledger.
+    for knob in ("claim_interval", "watch_interval"):
+        value = section.get(knob)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
+            setattr(xrp_settings, knob, float(value))
+
+    def uplink(store: Store) -> XrpUplink:
+        try:
+            return XrpUplink(xrp_settings, store)
+        except Exception as e:
+            raise fail(str(e)) from None
+
+    raise serve(settings, testnet, quiet, uplink)
+
+
+def info_command(ctx: typer.Context, as_json: bool) -> None:
+    section = configured(load_config(ctx.obj.config_path), SECTION, ctx.obj.testnet)
+    address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
+    from .ledger import LedgerError
+
+    try:
+        report = asyncio.run(_info(address, server))
+    except LedgerError as e:
+        raise fail(str(e)) from None
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_info(report)
 
 
 async def _info(address: str, server: str) -> dict[str, Any]:
