@@ -17,17 +17,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from moneyd.stream.connection import Config, Connection
+from moneyd.stream.connection import Connection, ConnectionConfig
 
 SECRET = bytes(range(32))
 
 
 def one_payment(packets: int, per_packet: int) -> tuple[float, int]:
-    cfg = Config(max_packet_amount=per_packet, exchange_rate=None)
+    cfg = ConnectionConfig(max_packet_amount=per_packet, exchange_rate=None)
     client = Connection(SECRET, is_server=False, now=0.0, source_account="test.alice",
                         destination_account="test.bob", asset_code="XRP", asset_scale=9, config=cfg)
     server = Connection(SECRET, is_server=True, now=0.0, source_account="test.bob", asset_code="XRP", asset_scale=9,
-                        config=Config(default_receive_max=2**64 - 1))
+                        config=ConnectionConfig(default_receive_max=2**64 - 1))
     sid = client.open_stream()
     total = packets * per_packet
     client.set_send_max(sid, total)

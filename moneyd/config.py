@@ -16,11 +16,11 @@ from typing import Any
 
 import platformdirs
 
+from .errors import ConfigError
+
+__all__ = ["VERSION", "Config", "ConfigError", "default_path", "is_js_config", "not_configured", "user_dir"]
+
 VERSION = 1
-
-
-class ConfigError(Exception):
-    """The config file is missing, unreadable or malformed; the message names the file and the problem."""
 
 
 def default_path(testnet: bool = False) -> Path:

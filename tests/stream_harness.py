@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from moneyd.stream.connection import Config, Connection, Event, OutgoingPrepare
+from moneyd.stream.connection import Connection, ConnectionConfig, Event, OutgoingPrepare
 from moneyd.wire import ilp
 from moneyd.wire.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, Reply, encode_amount_too_large
 
@@ -111,11 +111,11 @@ class Pair:
 
 def make_pair(
     path: Path | None = None,
-    client_config: Config | None = None,
-    server_config: Config | None = None,
+    client_config: ConnectionConfig | None = None,
+    server_config: ConnectionConfig | None = None,
     back_path: Path | None = None,
 ) -> Pair:
-    server_config = server_config or Config(default_receive_max=2**64 - 1)
+    server_config = server_config or ConnectionConfig(default_receive_max=2**64 - 1)
     client = Connection(SECRET, is_server=False, now=0.0, source_account=CLIENT_ADDRESS,
                         destination_account=SERVER_ADDRESS, asset_code="XRP", asset_scale=9, config=client_config)
     server = Connection(SECRET, is_server=True, now=0.0, source_account=SERVER_ADDRESS, asset_code="USD",

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from moneyd.stream import crypto
 from moneyd.stream.aio import StreamClient, StreamConnection, StreamServer
-from moneyd.stream.connection import Config
+from moneyd.stream.connection import ConnectionConfig
 from moneyd.wire.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, Reply, encode_amount_too_large
 
 BASE = "test.moneyd.receiver"
@@ -46,7 +46,7 @@ class Router:
 async def test_client_pays_server_and_data_flows_both_ways() -> None:
     router = Router(rate=Fraction(3, 2), max_packet=1000)
     server = StreamServer(BASE, router.send, asset_code="USD", asset_scale=2,
-                          config=Config(default_receive_max=2**64 - 1))
+                          config=ConnectionConfig(default_receive_max=2**64 - 1))
     router.server = server
     address, secret = server.generate_address_and_secret()
     client = StreamClient(router.send, address, secret, source_account=CLIENT, asset_code="XRP", asset_scale=9)
@@ -83,7 +83,7 @@ async def test_client_pays_server_and_data_flows_both_ways() -> None:
 
 async def test_many_clients_at_once() -> None:
     router = Router(max_packet=50)
-    server = StreamServer(BASE, router.send, config=Config(default_receive_max=10_000))
+    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=10_000))
     router.server = server
     clients = []
     for _ in range(20):
@@ -99,11 +99,11 @@ async def test_many_clients_at_once() -> None:
 
 async def test_receiver_limit_ends_the_payment_with_what_was_delivered() -> None:
     router = Router(max_packet=100)
-    server = StreamServer(BASE, router.send, config=Config(default_receive_max=250, max_receiver_rejects=5,
+    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=250, max_receiver_rejects=5,
                                                            retry_delay_start=0.01))
     router.server = server
     address, secret = server.generate_address_and_secret()
-    client = StreamClient(router.send, address, secret, config=Config(max_receiver_rejects=5,
+    client = StreamClient(router.send, address, secret, config=ConnectionConfig(max_receiver_rejects=5,
                                                                       retry_delay_start=0.01))
     result = await asyncio.wait_for(client.send_money(1000), 30)
     assert not result.ok and result.error
@@ -132,7 +132,7 @@ async def test_unknown_tokens_and_foreign_addresses_are_refused() -> None:
 
 async def test_failed_link_is_retried_then_succeeds() -> None:
     router = Router()
-    server = StreamServer(BASE, router.send, config=Config(default_receive_max=2**64 - 1))
+    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=2**64 - 1))
     router.server = server
     address, secret = server.generate_address_and_secret()
     failures = 3
@@ -144,7 +144,7 @@ async def test_failed_link_is_retried_then_succeeds() -> None:
             raise ConnectionResetError("link down")
         return await router.send(prepare)
 
-    client = StreamClient(flaky, address, secret, config=Config(retry_delay_start=0.01))
+    client = StreamClient(flaky, address, secret, config=ConnectionConfig(retry_delay_start=0.01))
     result = await asyncio.wait_for(client.send_money(500), 10)
     assert result.ok and result.delivered == 500
     await client.close(timeout=5)
@@ -153,7 +153,7 @@ async def test_failed_link_is_retried_then_succeeds() -> None:
 
 async def test_a_timed_out_payment_stops_sending() -> None:
     router = Router(max_packet=10)
-    server = StreamServer(BASE, router.send, config=Config(default_receive_max=2**64 - 1))
+    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=2**64 - 1))
     router.server = server
     address, secret = server.generate_address_and_secret()
 
@@ -161,7 +161,7 @@ async def test_a_timed_out_payment_stops_sending() -> None:
         await asyncio.sleep(0.02)
         return await router.send(prepare)
 
-    client = StreamClient(slow, address, secret, config=Config(max_window=2))
+    client = StreamClient(slow, address, secret, config=ConnectionConfig(max_window=2))
     result = await client.send_money(1_000_000, timeout=0.5)
     assert not result.ok and "timed out" in (result.error or "")
     assert 0 < result.sent < 1_000_000 and result.delivered == result.sent
@@ -173,7 +173,7 @@ async def test_a_timed_out_payment_stops_sending() -> None:
 
 async def test_closed_connections_answer_then_are_pruned() -> None:
     router = Router()
-    server = StreamServer(BASE, router.send, config=Config(default_receive_max=2**64 - 1))
+    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=2**64 - 1))
     router.server = server
     address, secret = server.generate_address_and_secret()
     client = StreamClient(router.send, address, secret)

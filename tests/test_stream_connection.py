@@ -16,10 +16,10 @@ from moneyd.stream import crypto
 from moneyd.stream import packet as sp
 from moneyd.stream.connection import (
     MAX_SEQUENCE,
-    Config,
     Connected,
     Connection,
-    ConnectionClosed,
+    ConnectionConfig,
+    ConnectionTerminated,
     MoneyReceived,
     RemoteAddress,
     RemoteAssetDetails,
@@ -32,8 +32,8 @@ from moneyd.wire.oer import UINT64_MAX
 from tests.stream_harness import CLIENT_ADDRESS, SECRET, SERVER_ADDRESS, Pair, Path, make_pair
 
 
-def closed(events: Sequence[object]) -> ConnectionClosed | None:
-    return next((e for e in events if isinstance(e, ConnectionClosed)), None)
+def closed(events: Sequence[object]) -> ConnectionTerminated | None:
+    return next((e for e in events if isinstance(e, ConnectionTerminated)), None)
 
 
 def send(pair: Pair, amount: int) -> int:
@@ -107,7 +107,7 @@ def test_money_split_across_streams() -> None:
 
 
 def test_receiver_limit_is_respected() -> None:
-    pair = make_pair(server_config=Config(default_receive_max=0))
+    pair = make_pair(server_config=ConnectionConfig(default_receive_max=0))
     sid = pair.client.open_stream()
     pair.client.set_send_max(sid, 500)
     pair.run(until=lambda: any(isinstance(e, StreamOpened) for e in pair.server_events))
@@ -124,7 +124,7 @@ def test_receiver_limit_is_respected() -> None:
 
 
 def test_server_sends_money_back() -> None:
-    pair = make_pair(client_config=Config(default_receive_max=UINT64_MAX))
+    pair = make_pair(client_config=ConnectionConfig(default_receive_max=UINT64_MAX))
     pair.client.connect()
     pair.run(until=lambda: pair.server.destination_account is not None)
     sid = pair.server.open_stream()
@@ -154,7 +154,7 @@ def test_rate_drop_beyond_slippage_stops_the_payment() -> None:
 
 
 def test_min_exchange_rate_refuses_a_bad_path() -> None:
-    pair = make_pair(Path(rate=Fraction(1, 2)), client_config=Config(min_exchange_rate=Fraction(3, 4)))
+    pair = make_pair(Path(rate=Fraction(1, 2)), client_config=ConnectionConfig(min_exchange_rate=Fraction(3, 4)))
     sid = pair.client.open_stream()
     pair.client.set_send_max(sid, 100)
     pair.run(until=lambda: pair.client.closed)
@@ -164,7 +164,7 @@ def test_min_exchange_rate_refuses_a_bad_path() -> None:
 
 
 def test_min_exchange_rate_is_enforced_per_packet() -> None:
-    pair = make_pair(Path(max_packet=100), client_config=Config(min_exchange_rate=Fraction(1), slippage=Fraction(1, 2)))
+    pair = make_pair(Path(max_packet=100), client_config=ConnectionConfig(min_exchange_rate=Fraction(1), slippage=Fraction(1, 2)))
     sid = pair.client.open_stream()
     pair.client.set_send_max(sid, 5000)
     pair.run(until=lambda: pair.client.total_sent >= 500)
@@ -291,7 +291,7 @@ def prepare_to(conn_secret: bytes, packet: sp.StreamPacket, amount: int = 0, ful
 
 def fresh_server() -> Connection:
     return Connection(SECRET, is_server=True, now=0, source_account=SERVER_ADDRESS,
-                      config=Config(default_receive_max=1000))
+                      config=ConnectionConfig(default_receive_max=1000))
 
 
 def test_undecryptable_and_wrong_type_prepares_get_f06() -> None:
@@ -391,7 +391,7 @@ class Liar:
 def test_lying_receiver_never_gets_more_than_allowed(answer: str) -> None:
     liar = Liar(answer)
     client = Connection(SECRET, is_server=False, now=0, source_account=CLIENT_ADDRESS,
-                        destination_account=SERVER_ADDRESS, config=Config(max_packet_amount=40))
+                        destination_account=SERVER_ADDRESS, config=ConnectionConfig(max_packet_amount=40))
     sid = client.open_stream()
     client.set_send_max(sid, 100)
     paid = 0
@@ -426,7 +426,7 @@ def test_a_reply_for_an_unknown_id_is_ignored() -> None:
 
 def test_final_reject_ends_the_payment_with_a_clear_reason() -> None:
     client = Connection(SECRET, is_server=False, now=0, source_account=CLIENT_ADDRESS,
-                        destination_account=SERVER_ADDRESS, config=Config(exchange_rate=Fraction(1)))
+                        destination_account=SERVER_ADDRESS, config=ConnectionConfig(exchange_rate=Fraction(1)))
     sid = client.open_stream()
     client.set_send_max(sid, 100)
     (out,) = client.poll(0)
@@ -447,7 +447,7 @@ def test_unreachable_receiver_fails_probing_clearly() -> None:
 
 
 def test_config_defaults_are_sane() -> None:
-    c = Config()
+    c = ConnectionConfig()
     assert replace(c, max_window=8).max_window == 8
     with pytest.raises(ValueError):
         Connection(b"short", is_server=False, now=0)
@@ -466,7 +466,7 @@ def test_new_address_is_announced_and_followed() -> None:
 
 def test_receipts_are_attached_and_verify() -> None:
     nonce, secret = b"n" * 16, b"s" * 32
-    pair = make_pair(server_config=Config(default_receive_max=UINT64_MAX, receipt_nonce=nonce, receipt_secret=secret))
+    pair = make_pair(server_config=ConnectionConfig(default_receive_max=UINT64_MAX, receipt_nonce=nonce, receipt_secret=secret))
     receipts: list[bytes] = []
     original = pair.client._handle_control_frames
 

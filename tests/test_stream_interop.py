@@ -21,7 +21,7 @@ import pytest
 
 from moneyd.btp.connection import BtpConnection, connect
 from moneyd.stream.aio import StreamClient, StreamServer
-from moneyd.stream.connection import Config
+from moneyd.stream.connection import ConnectionConfig
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import Fulfill, Prepare, Reject, Reply
@@ -125,7 +125,7 @@ async def test_our_client_to_js_server(peer: tuple[NodeProcess, int]) -> None:
     assert me.address.endswith(".pyclient")
     client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
                           source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=Config(default_receive_max=UINT64_MAX))
+                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
     me.handler = client.handle_prepare
 
     # money, us -> JS
@@ -193,7 +193,7 @@ async def test_js_client_to_our_server(peer: tuple[NodeProcess, int]) -> None:
     p, port = peer
     me = await py_node(port, "pyserver")
     server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=Config(default_receive_max=UINT64_MAX))
+                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
     me.handler = server.handle_prepare
     destination, secret = server.generate_address_and_secret()
     p.send({"cmd": "client", "destination": destination, "secret": secret.hex(), "amount": "250000",
@@ -230,7 +230,7 @@ async def test_our_server_closes_a_js_client(peer: tuple[NodeProcess, int]) -> N
     p, port = peer
     me = await py_node(port, "pyserver2")
     server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=Config(default_receive_max=UINT64_MAX))
+                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
     me.handler = server.handle_prepare
     destination, secret = server.generate_address_and_secret()
     p.send({"cmd": "client", "destination": destination, "secret": secret.hex(), "amount": "1000"})
@@ -249,7 +249,7 @@ async def test_ten_thousand_packet_payment_to_js_server(peer: tuple[NodeProcess,
     me = await py_node(port, "pybulk")
     client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
                           source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=Config(max_packet_amount=1000))
+                          config=ConnectionConfig(max_packet_amount=1000))
     me.handler = client.handle_prepare
     result = await client.send_money(10_000_000, timeout=300)
     assert result.ok and result.delivered == 10_000_000 and result.packets == 10_000, result
@@ -292,7 +292,7 @@ async def test_cross_currency_through_a_js_connector(node: NodeRunner) -> None:
     info2 = await js_event(p, "server", lambda e: e["destination"] != info["destination"])
     strict = StreamClient(me.send_prepare, info2["destination"], bytes.fromhex(info2["secret"]),
                           source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=Config(min_exchange_rate=Fraction(1, 100)))
+                          config=ConnectionConfig(min_exchange_rate=Fraction(1, 100)))
     me.handler = strict.handle_prepare
     refused = await strict.send_money(1_000_000, timeout=30)
     assert not refused.ok and refused.sent == 0

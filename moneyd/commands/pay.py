@@ -64,7 +64,7 @@ async def pay(opts: PayOptions, outcome: Outcome | None = None, stop: asyncio.Ev
     from ..localapp import LocalApp, LocalAppError
     from ..spsp import SpspError, query
     from ..stream.aio import StreamClient
-    from ..stream.connection import Config
+    from ..stream.connection import ConnectionConfig
 
     outcome = outcome or Outcome()
     stop = stop or asyncio.Event()
@@ -88,7 +88,7 @@ async def pay(opts: PayOptions, outcome: Outcome | None = None, stop: asyncio.Ev
         _say(opts, f"paying {opts.amount.describe(amount, app.asset_code, app.asset_scale)} to {spsp.destination_account}")
         client = StreamClient(app.send_prepare, spsp.destination_account, spsp.shared_secret,
                               source_account=app.address, asset_code=app.asset_code, asset_scale=app.asset_scale,
-                              config=Config(slippage=opts.slippage,
+                              config=ConnectionConfig(slippage=opts.slippage,
                                             max_packet_amount=opts.max_packet_amount or UINT64_MAX))
         app.handler = answering(client.handle_prepare)
         link_ok = True

@@ -38,13 +38,13 @@ class Receiver:
         from ..handlers import answering
         from ..spsp import SpspServer
         from ..stream.aio import StreamServer
-        from ..stream.connection import Config
+        from ..stream.connection import ConnectionConfig
 
         self.app = app
         self.url = url  # with our token: reconnecting with it gets the same account, so the same address
         self.as_json = as_json
         self.stream = StreamServer(app.address, self._send_prepare, asset_code=app.asset_code,
-                                   asset_scale=app.asset_scale, config=Config(default_receive_max=2**64 - 1))
+                                   asset_scale=app.asset_scale, config=ConnectionConfig(default_receive_max=2**64 - 1))
         self.stream.on_connection = self._on_connection
         app.handler = answering(self.stream.handle_prepare)
         self.spsp = SpspServer(self.stream.generate_address_and_secret, asset_code=app.asset_code,

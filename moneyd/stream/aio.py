@@ -20,10 +20,10 @@ from ..handlers import OutgoingHandler
 from ..wire.ilp import Prepare, Reject, Reply
 from . import crypto
 from .connection import (
-    Config,
     Connected,
     Connection,
-    ConnectionClosed,
+    ConnectionConfig,
+    ConnectionTerminated,
     DataReceived,
     DataSent,
     MoneyReceived,
@@ -175,7 +175,7 @@ class StreamConnection:
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.error: str | None = None
-        self.close_event: ConnectionClosed | None = None
+        self.close_event: ConnectionTerminated | None = None
         self.closed_at: float | None = None
         self.on_money: Callable[[int, int], None] | None = None
         self._runner = asyncio.get_running_loop().create_task(self._run())
@@ -210,7 +210,7 @@ class StreamConnection:
                     stream = self._stream(sid)
                     stream.closed, stream.close_code, stream.close_message = True, code, message
                     stream._notify()
-                case ConnectionClosed():
+                case ConnectionTerminated():
                     self.close_event = event
                     self.closed_at = time.monotonic()
                     if not event.ok:
@@ -366,7 +366,7 @@ class StreamClient(StreamConnection):
         source_account: str | None = None,
         asset_code: str = "",
         asset_scale: int = 0,
-        config: Config | None = None,
+        config: ConnectionConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         conn = Connection(shared_secret, is_server=False, now=clock(), source_account=source_account,
@@ -386,14 +386,14 @@ class StreamServer:
         server_secret: bytes | None = None,
         asset_code: str = "",
         asset_scale: int = 0,
-        config: Config | None = None,
+        config: ConnectionConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.server_secret = server_secret or os.urandom(32)
         self.base_address = base_address
         self._send_prepare = send_prepare
         self.asset_code, self.asset_scale = asset_code, asset_scale
-        self.config = config or Config()
+        self.config = config or ConnectionConfig()
         self._clock = clock
         self.connections: dict[str, StreamConnection] = {}
         self._new: asyncio.Queue[StreamConnection] = asyncio.Queue()

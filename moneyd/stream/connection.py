@@ -40,7 +40,7 @@ from . import crypto
 from .congestion import Backoff, CongestionControl
 from .events import (
     Connected,
-    ConnectionClosed,
+    ConnectionTerminated,
     DataReceived,
     DataSent,
     Event,
@@ -82,16 +82,16 @@ from .probing import PROBE_AMOUNTS, ProbeOutcome, RateProbe
 from .streams import FRAME_SLACK, StreamRecord, StreamState, StreamTable, Trigger, split_money
 
 __all__ = [
-    "MAX_SEQUENCE", "PROBE_AMOUNTS", "Config", "Connected", "Connection", "ConnectionClosed", "DataReceived",
-    "DataSent", "Event", "MoneyReceived", "MoneySent", "OutgoingPrepare", "RemoteAddress", "RemoteAssetDetails",
-    "State", "StreamClosed", "StreamError", "StreamOpened", "describe_close",
+    "MAX_SEQUENCE", "PROBE_AMOUNTS", "Connected", "Connection", "ConnectionConfig", "ConnectionTerminated",
+    "DataReceived", "DataSent", "Event", "MoneyReceived", "MoneySent", "OutgoingPrepare", "RemoteAddress",
+    "RemoteAssetDetails", "State", "StreamClosed", "StreamError", "StreamOpened", "describe_close",
 ]
 
 MAX_SEQUENCE: Final = 2**31  # RFC 29 §4.7: a connection must not send more packets than this
 
 
 @dataclass
-class Config:
+class ConnectionConfig:
     idle_timeout: float = 60.0
     packet_timeout: float = 30.0
     # The sender insists on at least (1 - slippage) x the probed rate; min_exchange_rate is a hard floor on top.
@@ -174,11 +174,11 @@ class Connection:
         destination_account: str | None = None,
         asset_code: str = "",
         asset_scale: int = 0,
-        config: Config | None = None,
+        config: ConnectionConfig | None = None,
     ) -> None:
         if len(shared_secret) != 32:
             raise ValueError("a STREAM shared secret is 32 bytes")
-        self.config = cfg = config or Config()
+        self.config = cfg = config or ConnectionConfig()
         self.shared_secret = shared_secret
         self._cipher = crypto.Cipher(crypto.encryption_key(shared_secret))
         self._fulfillment_key = crypto.fulfillment_key(shared_secret)
@@ -190,7 +190,7 @@ class Connection:
         self.remote_asset_code: str | None = None
         self.remote_asset_scale: int | None = None
         self.state = State.OPEN
-        self.close_event: ConnectionClosed | None = None
+        self.close_event: ConnectionTerminated | None = None
         self.exchange_rate: Fraction | None = cfg.exchange_rate
         self.total_sent = 0
         self.total_delivered = 0
@@ -888,6 +888,6 @@ class Connection:
             self._peer_knows_closed = True
         for s in list(self._streams):
             self._end_stream(s, Trigger.FINISH, StreamClosed(s.id, code, message, by_remote))
-        self.close_event = ConnectionClosed(code, message, by_remote, self.total_sent, self.total_delivered,
+        self.close_event = ConnectionTerminated(code, message, by_remote, self.total_sent, self.total_delivered,
                                             self.total_received)
         self._events.append(self.close_event)

@@ -77,7 +77,7 @@ class StreamClosed:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionClosed:
+class ConnectionTerminated:
     error_code: int
     message: str
     by_remote: bool
@@ -100,7 +100,7 @@ Event = (
     | DataReceived
     | DataSent
     | StreamClosed
-    | ConnectionClosed
+    | ConnectionTerminated
 )
 
 
@@ -108,7 +108,7 @@ class StreamError(Exception):
     """A stream operation the connection cannot do (unknown or closed stream, too many streams...)."""
 
 
-def describe_close(event: ConnectionClosed) -> str:
+def describe_close(event: ConnectionTerminated) -> str:
     who = "peer" if event.by_remote else "local"
     text = f"{who} closed: {error_code_name(event.error_code)}"
     return text + (f" ({event.message})" if event.message else "")

@@ -25,7 +25,10 @@ import typer
 
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, check_name, parent_url, split_parent
-from moneyd.commands.local import (
+from moneyd.config import Config, ConfigError
+from moneyd.errors import MoneydError
+from moneyd.secrets import SecretError, SecretStore
+from moneyd.uplink_cli import (
     ADMIN_API_PORT,
     ALLOW_EXTENSIONS,
     ALLOW_ORIGIN,
@@ -34,9 +37,16 @@ from moneyd.commands.local import (
     LOG_LEVEL,
     PORT,
     QUIET,
+    ask,
+    configured,
+    fail,
+    format_amount,
+    load_config,
+    load_secret,
+    read_secret_file,
+    serve,
+    server_options,
 )
-from moneyd.config import Config, ConfigError, not_configured
-from moneyd.secrets import SecretError, SecretStore
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -57,13 +67,8 @@ class CommandError(Exception):
     """The command stops here; the message is the line the user sees."""
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"moneyd: error: {message}", err=True)
-    return typer.Exit(1)
-
-
 def eth(wei: int) -> str:
-    return f"{Decimal(wei).scaleb(-18).normalize():f} ETH"
+    return format_amount(wei, 18, "ETH")
 
 
 def parse_wei(text: str, what: str) -> int:
@@ -84,32 +89,14 @@ def parse_wei(text: str, what: str) -> int:
         raise typer.BadParameter(f"{e} (ETH, gwei or wei; a plain number is gwei)", param_hint=what) from None
 
 
-def load_config(path: Path) -> Config:
-    try:
-        return Config.load(path)
-    except ConfigError as e:
-        raise fail(str(e)) from None
-
-
-def _ask(value: str | None, flag: str, prompt: str, hide: bool = False) -> str:
-    if value:
-        return value
-    if not sys.stdin.isatty():
-        raise typer.BadParameter(f"give it with {flag} (no terminal to ask on)", param_hint=flag)
-    answer: str = typer.prompt(prompt, hide_input=hide)
-    return answer
-
-
 def account_for(key: str) -> LocalAccount:
     from .claims import as_account
-    from .errors import ConfigError as EthConfigError
-
     text = key.strip()
     if len(text) == 64 and not text.lower().startswith("0x"):
         text = "0x" + text
     try:
         return as_account(text)
-    except EthConfigError:
+    except ConfigError:
         raise CommandError("that is not an Ethereum private key (64 hex digits, 0x optional)") from None
 
 
@@ -138,12 +125,7 @@ class Section:
 
     @classmethod
     def load(cls, cfg: Config, testnet: bool = False) -> Section:
-        try:
-            s = cfg.section(SECTION)
-        except ConfigError as e:
-            raise fail(str(e)) from None
-        if s is None or not isinstance(s.get("address"), str):
-            raise fail(not_configured(cfg, "eth", testnet))
+        s = configured(cfg, SECTION, testnet)
         try:
             return cls(str(s["parent"]), str(s["provider"]), str(s["contract"]), int(s["chain_id"]), str(s["name"]),
                        str(s["address"]), int(s["channel_amount"]))
@@ -156,10 +138,7 @@ class Section:
 
 
 def load_key(section: Section, testnet: bool) -> LocalAccount:
-    try:
-        key = SecretStore(testnet=testnet).get(f"eth:{section.address}", env=KEY_ENV)
-    except SecretError as e:
-        raise fail(str(e)) from None
+    key = load_secret(f"eth:{section.address}", testnet, KEY_ENV)
     if key is None:
         raise fail(f"no private key for {section.address}: run `moneyd eth:configure --force` or set {KEY_ENV}")
     try:
@@ -173,11 +152,10 @@ def load_key(section: Section, testnet: bool) -> LocalAccount:
 
 async def _connect(section: Section, key: LocalAccount | bytes) -> EthChain:
     from .chain import EthChain
-    from .errors import EthUplinkError
 
     try:
         chain = await EthChain.connect(section.provider, key, section.contract)
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     if chain.chain_id != section.chain_id:
         await chain.close()
@@ -213,62 +191,7 @@ def register(app: typer.Typer) -> None:
         advanced: bool = typer.Option(False, "--advanced", help="Also ask for the contract, account name and channel size (flags still win)."),
     ) -> None:
         """Set up the ETH uplink: check the account can fund a channel, keep the key in the OS keyring."""
-        testnet: bool = ctx.obj.testnet
-        cfg = load_config(ctx.obj.config_path)
-        try:
-            existing = cfg.section(SECTION)
-        except ConfigError as e:
-            raise fail(str(e)) from None
-        if existing is not None and not force:
-            raise fail(f"{cfg.path} already has an eth uplink; use --force to replace it")
-        from .errors import ConfigError as EthConfigError
-
-        if advanced and sys.stdin.isatty():
-            # As the JS moneyd's --advanced: ask for what otherwise takes its default (an empty answer keeps it).
-            contract = contract or typer.prompt("Unidirectional contract address (empty: the known one for the chain)",
-                                                default="", show_default=False) or None
-            name = name or typer.prompt("Account name at the parent", default=os.urandom(8).hex())
-            channel_amount = channel_amount or typer.prompt("Channel size (ETH with a unit, or gwei)", default="0.05ETH")
-        amount = parse_wei(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_WEI
-        parent = _ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
-        try:
-            split_parent(parent)
-        except ParentError as e:
-            raise typer.BadParameter(str(e), param_hint="--parent") from None
-        account_name = name if name is not None else os.urandom(8).hex()
-        try:
-            check_name(account_name)
-        except ParentError as e:
-            raise typer.BadParameter(str(e), param_hint="--name") from None
-        provider = check_provider(_ask(provider, "--provider", "Ethereum JSON-RPC URL"))
-        if contract is not None:
-            from .claims import parse_address
-
-            try:
-                contract = parse_address(contract, "contract")
-            except EthConfigError as e:
-                raise typer.BadParameter(str(e), param_hint="--contract") from None
-        try:
-            if key_file is not None:
-                try:
-                    key = key_file.read_text(encoding="utf-8").strip()
-                except OSError as e:
-                    raise typer.BadParameter(f"cannot read {key_file}: {e.strerror or e}", param_hint="--key-file") from None
-            else:
-                key = os.environ.get(KEY_ENV) or _ask(None, "--key-file", "Ethereum private key", hide=True)
-            account = account_for(key)
-            typer.echo(f"checking {account.address} on {provider} …", err=True)
-            chain_id, resolved, balance, needed = asyncio.run(_check_funds(provider, account, contract, amount))
-            store = SecretStore(testnet=testnet)
-            store.set(f"eth:{account.address}", key_hex(account))
-        except (CommandError, SecretError) as e:
-            raise fail(str(e)) from None
-        section = Section(parent.strip(), provider, resolved, chain_id, account_name, account.address, amount)
-        cfg.set_section(SECTION, section.to_json())
-        cfg.save()
-        typer.echo(f"saved the eth uplink to {cfg.path}; the key is in {store.where}")
-        typer.echo(f"account {account.address} on chain {chain_id}: {eth(balance)}, {eth(needed)} needed for the "
-                   f"channel ({eth(amount)}) and fees")
+        configure_command(ctx, parent, provider, contract, name, channel_amount, key_file, force, advanced)
 
     @app.command("eth:start")
     def start(
@@ -284,43 +207,12 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
-        from moneyd.app import run
-        from moneyd.commands.local import server_options
-        from moneyd.store import Store
-
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
-        account = load_key(section, ctx.obj.testnet)
-        from .uplink import EthUplink
-
-        try:
-            url = parent_url(section.parent, section.name, key_hex(account))
-        except ParentError as e:
-            raise fail(str(e)) from None
-        store = Store.open_default(ctx.obj.testnet)
-        uplink = EthUplink(url, section.provider, account, store, contract=section.contract,
-                           channel_amount=section.channel_amount, claim_on_close=claim_on_close)
-        raise typer.Exit(run(settings, store, uplink, quiet=quiet))
+        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, claim_on_close, quiet, admin_api_port, log_level, log_format)
 
     @app.command("eth:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON (amounts in wei, as strings).")) -> None:
         """Your Ethereum account: balance, your channel to the parent and theirs to you, what can be claimed."""
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        from moneyd.store import Store
-
-        store = Store.open_default(ctx.obj.testnet)
-        try:
-            report = asyncio.run(_info(section, store))
-        except CommandError as e:
-            raise fail(str(e)) from None
-        finally:
-            store.close()
-        if as_json:
-            typer.echo(json.dumps(report))
-            return
-        _print_info(report)
+        info_command(ctx, as_json)
 
     @app.command("eth:topup")
     def topup(
@@ -328,20 +220,7 @@ def register(app: typer.Typer) -> None:
         amount: str = typer.Option(..., "--amount", help="How much to add to your channel: 0.1ETH, 100000000gwei, or plain gwei."),
     ) -> None:
         """Deposit more into your channel to the parent."""
-        wei = parse_wei(amount, "--amount")
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        account = load_key(section, ctx.obj.testnet)
-        typer.echo(f"amount: {eth(wei)} (= {wei // GWEI if wei % GWEI == 0 else Decimal(wei) / GWEI} gwei)")
-        from moneyd.store import Store
-
-        store = Store.open_default(ctx.obj.testnet)
-        try:
-            asyncio.run(_topup(section, account, store, wei, typer.echo))
-        except CommandError as e:
-            raise fail(str(e)) from None
-        finally:
-            store.close()
+        topup_command(ctx, amount)
 
     @app.command("eth:cleanup")
     def cleanup(
@@ -350,18 +229,133 @@ def register(app: typer.Typer) -> None:
         wait: float = typer.Option(15.0, "--wait", help="Seconds to wait for the parent to claim our channel."),
     ) -> None:
         """Claim what the parent owes you, and close your channel (the parent claims it, or it settles)."""
-        cfg = load_config(ctx.obj.config_path)
-        section = Section.load(cfg, ctx.obj.testnet)
-        account = load_key(section, ctx.obj.testnet)
-        from moneyd.store import Store
+        cleanup_command(ctx, no_request, wait)
 
-        store = Store.open_default(ctx.obj.testnet)
+
+def configure_command(
+    ctx: typer.Context, parent: str | None, provider: str | None, contract: str | None, name: str | None,
+    channel_amount: str | None, key_file: Path | None, force: bool, advanced: bool
+) -> None:
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(ctx.obj.config_path)
+    try:
+        existing = cfg.section(SECTION)
+    except ConfigError as e:
+        raise fail(str(e)) from None
+    if existing is not None and not force:
+        raise fail(f"{cfg.path} already has an eth uplink; use --force to replace it")
+    if advanced and sys.stdin.isatty():
+        # As the JS moneyd's --advanced: ask for what otherwise takes its default (an empty answer keeps it).
+        contract = contract or typer.prompt("Unidirectional contract address (empty: the known one for the chain)",
+                                            default="", show_default=False) or None
+        name = name or typer.prompt("Account name at the parent", default=os.urandom(8).hex())
+        channel_amount = channel_amount or typer.prompt("Channel size (ETH with a unit, or gwei)", default="0.05ETH")
+    amount = parse_wei(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_WEI
+    parent = ask(parent, "--parent", "Parent host (e.g. parent.example.com)")
+    try:
+        split_parent(parent)
+    except ParentError as e:
+        raise typer.BadParameter(str(e), param_hint="--parent") from None
+    account_name = name if name is not None else os.urandom(8).hex()
+    try:
+        check_name(account_name)
+    except ParentError as e:
+        raise typer.BadParameter(str(e), param_hint="--name") from None
+    provider = check_provider(ask(provider, "--provider", "Ethereum JSON-RPC URL"))
+    if contract is not None:
+        from .claims import parse_address
+
         try:
-            asyncio.run(_cleanup(section, account, store, not no_request, wait, typer.echo))
-        except CommandError as e:
-            raise fail(str(e)) from None
-        finally:
-            store.close()
+            contract = parse_address(contract, "contract")
+        except ConfigError as e:
+            raise typer.BadParameter(str(e), param_hint="--contract") from None
+    try:
+        if key_file is not None:
+            key = read_secret_file(key_file, "--key-file")
+        else:
+            key = os.environ.get(KEY_ENV) or ask(None, "--key-file", "Ethereum private key", hide=True)
+        account = account_for(key)
+        typer.echo(f"checking {account.address} on {provider} …", err=True)
+        chain_id, resolved, balance, needed = asyncio.run(_check_funds(provider, account, contract, amount))
+        store = SecretStore(testnet=testnet)
+        store.set(f"eth:{account.address}", key_hex(account))
+    except (CommandError, SecretError) as e:
+        raise fail(str(e)) from None
+    section = Section(parent.strip(), provider, resolved, chain_id, account_name, account.address, amount)
+    cfg.set_section(SECTION, section.to_json())
+    cfg.save()
+    typer.echo(f"saved the eth uplink to {cfg.path}; the key is in {store.where}")
+    typer.echo(f"account {account.address} on chain {chain_id}: {eth(balance)}, {eth(needed)} needed for the "
+               f"channel ({eth(amount)}) and fees")
+
+
+def start_command(
+    ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool,
+    claim_on_close: bool, quiet: bool, admin_api_port: int | None, log_level: str, log_format: str
+) -> None:
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
+    account = load_key(section, ctx.obj.testnet)
+    from .uplink import EthUplink
+
+    try:
+        url = parent_url(section.parent, section.name, key_hex(account))
+    except ParentError as e:
+        raise fail(str(e)) from None
+    raise serve(settings, ctx.obj.testnet, quiet, lambda store: EthUplink(
+        url, section.provider, account, store, contract=section.contract, channel_amount=section.channel_amount,
+        claim_on_close=claim_on_close))
+
+
+def info_command(ctx: typer.Context, as_json: bool) -> None:
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    from moneyd.store import Store
+
+    store = Store.open_default(ctx.obj.testnet)
+    try:
+        report = asyncio.run(_info(section, store))
+    except CommandError as e:
+        raise fail(str(e)) from None
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_info(report)
+
+
+def topup_command(ctx: typer.Context, amount: str) -> None:
+    wei = parse_wei(amount, "--amount")
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    account = load_key(section, ctx.obj.testnet)
+    typer.echo(f"amount: {eth(wei)} (= {wei // GWEI if wei % GWEI == 0 else Decimal(wei) / GWEI} gwei)")
+    from moneyd.store import Store
+
+    store = Store.open_default(ctx.obj.testnet)
+    try:
+        asyncio.run(_topup(section, account, store, wei, typer.echo))
+    except CommandError as e:
+        raise fail(str(e)) from None
+    finally:
+        store.close()
+
+
+def cleanup_command(ctx: typer.Context, no_request: bool, wait: float) -> None:
+    cfg = load_config(ctx.obj.config_path)
+    section = Section.load(cfg, ctx.obj.testnet)
+    account = load_key(section, ctx.obj.testnet)
+    from moneyd.store import Store
+
+    store = Store.open_default(ctx.obj.testnet)
+    try:
+        asyncio.run(_cleanup(section, account, store, not no_request, wait, typer.echo))
+    except CommandError as e:
+        raise fail(str(e)) from None
+    finally:
+        store.close()
 
 
 # -- bodies ----------------------------------------------------------------------------------------------------
@@ -370,11 +364,10 @@ def register(app: typer.Typer) -> None:
 async def _check_funds(provider: str, account: LocalAccount, contract: str | None, amount: int) -> tuple[int, str, int, int]:
     """(chain id, contract, balance, needed); CommandError when the account cannot open the channel."""
     from .chain import EthChain
-    from .errors import EthUplinkError
 
     try:
         chain = await EthChain.connect(provider, account, contract)
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     try:
         balance = await chain.balance()
@@ -387,7 +380,7 @@ async def _check_funds(provider: str, account: LocalAccount, contract: str | Non
             raise CommandError(f"the account {account.address} holds {eth(balance)}; it needs {eth(needed)} (channel "
                                f"{eth(amount)} + fees {eth(FEE_ALLOWANCE * fee)})")
         return chain.chain_id, chain.contract_address, balance, needed
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     finally:
         await chain.close()
@@ -408,7 +401,6 @@ def _channel_view(ch: Any, block: int) -> dict[str, Any]:
 
 async def _info(section: Section, store: Store) -> dict[str, Any]:
     from .claims import channel_id_hex, parse_channel_id
-    from .errors import EthUplinkError
     from .uplink import NAMESPACE, state_key
 
     chain = await _connect(section, os.urandom(32))  # reads only: no need for the key
@@ -443,7 +435,7 @@ async def _info(section: Section, store: Store) -> dict[str, Any]:
             ch = await chain.channel(parse_channel_id(rid))
             report["retired"].append({"id": rid, **_channel_view(ch, block)})
         return report
-    except (EthUplinkError, KeyError, TypeError, ValueError) as e:
+    except (MoneydError, KeyError, TypeError, ValueError) as e:
         raise CommandError(f"cannot read the channels: {e}") from None
     finally:
         await chain.close()
@@ -487,7 +479,6 @@ def _print_info(r: dict[str, Any]) -> None:
 
 async def _topup(section: Section, account: LocalAccount, store: Store, wei: int, say: Callable[[str], None]) -> None:
     from .claims import channel_id_hex
-    from .errors import EthUplinkError
 
     chain = await _connect(section, account)
     try:
@@ -506,7 +497,7 @@ async def _topup(section: Section, account: LocalAccount, store: Store, wei: int
             state.save(store, key)
         say(f"confirmed in block {tx.block_number} (fee {eth(tx.fee)}): the channel holds {eth(ch.value)}")
         say("a running moneyd sees the new value the next time it needs it")
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     finally:
         await chain.close()
@@ -549,7 +540,6 @@ async def _ask_parent_to_close(section: Section, account: LocalAccount, wait: fl
 async def _cleanup(section: Section, account: LocalAccount, store: Store, ask_parent: bool, wait: float,
                    say: Callable[[str], None]) -> None:
     from .claims import channel_id_hex, parse_channel_id
-    from .errors import EthUplinkError
 
     chain = await _connect(section, account)
     try:
@@ -616,7 +606,7 @@ async def _cleanup(section: Section, account: LocalAccount, store: Store, ask_pa
                 state.retired = [r for r in state.retired if r != channel_id_hex(cid)]
             state.save(store, key)
         say(f"balance: {eth(await chain.balance())}")
-    except EthUplinkError as e:
+    except MoneydError as e:
         raise CommandError(str(e)) from None
     finally:
         await chain.close()

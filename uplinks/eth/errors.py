@@ -1,31 +1,20 @@
-"""Errors of the ETH uplink. Each says what was wrong and with which value."""
+"""Errors of the ETH uplink. The ones every uplink shares (ConfigError, ProtocolError, ClaimRejected,
+InsufficientCapacity) are moneyd's own (moneyd.errors), imported here so the ETH modules find them in one place;
+the ones below only the ETH uplink meets. Each says what was wrong and with which value.
+
+ClaimRejected reasons here: schema, contract, token, channel, no_channel, not_ours, dispute_period, settling,
+signature, above_value, not_increasing."""
 
 from __future__ import annotations
 
+from moneyd.errors import ClaimRejected, ConfigError, InsufficientCapacity, MoneydError, ProtocolError
 
-class EthUplinkError(Exception):
-    """Base of every error raised by uplinks.eth."""
-
-
-class ConfigError(EthUplinkError, ValueError):
-    """A configured value (key, contract address, dispute period, amount) cannot be used."""
+__all__ = ["ChainError", "ClaimRejected", "ConfigError", "EthUplinkError", "InsufficientCapacity", "MoneydError",
+           "ProtocolError"]
 
 
-class ProtocolError(EthUplinkError):
-    """The parent sent something the ilp-plugin-ethereum protocol does not allow."""
-
-
-class ClaimRejected(EthUplinkError):
-    """An incoming claim we refuse. ``reason`` is one of: schema, contract, token, channel, no_channel,
-    not_ours, dispute_period, settling, signature, above_value, not_increasing."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class InsufficientCapacity(EthUplinkError):
-    """Signing this claim would promise more than our channel holds: top the channel up first."""
+class EthUplinkError(MoneydError):
+    """An error only the ETH uplink raises (catch MoneydError for every error an uplink raises)."""
 
 
 class ChainError(EthUplinkError):

@@ -63,8 +63,8 @@ from .errors import (
     ChainError,
     ClaimRejected,
     ConfigError,
-    EthUplinkError,
     InsufficientCapacity,
+    MoneydError,
     ProtocolError,
 )
 
@@ -260,7 +260,7 @@ class EthUplink(BtpUplink):
             self.chain = await EthChain.connect(
                 self.provider_url, self.account, self.contract_hint, receipt_timeout=self.receipt_timeout
             )
-        except EthUplinkError as e:
+        except MoneydError as e:
             raise ConnectionError(str(e)) from None
         self.key = state_key(self.chain.chain_id, self.chain.contract_address, self.address)
         try:
@@ -533,7 +533,7 @@ class EthUplink(BtpUplink):
                     await conn.request([messages.machinomy(claim)])
             else:
                 await self.topup(self.channel_amount)
-        except (EthUplinkError, ConnectionError, BtpPeerError, TimeoutError) as e:
+        except (MoneydError, ConnectionError, BtpPeerError, TimeoutError) as e:
             self._topup_retry_at = asyncio.get_running_loop().time() + TOPUP_RETRY_SECONDS
             log.error("cannot fund our channel to the parent (next try in %d s): %s", TOPUP_RETRY_SECONDS, e)
 
@@ -606,7 +606,7 @@ class EthUplink(BtpUplink):
             log.info("the parent asks us to claim its channel")
             try:
                 await self.claim_incoming(force=True)
-            except EthUplinkError as e:
+            except MoneydError as e:
                 log.error("cannot claim the parent's channel: %s", e)
                 raise RequestRefused("T00", "UnreachableError", f"cannot claim: {e}") from None
             return ()
@@ -703,7 +703,7 @@ class EthUplink(BtpUplink):
                 continue
             try:
                 await self.claim_incoming(force=False)
-            except EthUplinkError as e:
+            except MoneydError as e:
                 log.warning("channel watcher: %s", e)
 
     # -- closing ----------------------------------------------------------------------------------------------
@@ -739,7 +739,7 @@ class EthUplink(BtpUplink):
         if self.chain is not None and self.state is not None:
             try:
                 await self.claim_incoming(force=self.claim_on_close)
-            except (TimeoutError, EthUplinkError) as e:
+            except (TimeoutError, MoneydError) as e:
                 log.error("could not claim the parent's channel on the way out: %s", e)
         await super().close()
         if self.chain is not None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -20,7 +18,8 @@ import typer
 
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, parent_url
-from moneyd.commands.local import (
+from moneyd.secrets import SecretError, SecretStore
+from moneyd.uplink_cli import (
     ADMIN_API_PORT,
     ALLOW_EXTENSIONS,
     ALLOW_ORIGIN,
@@ -29,17 +28,24 @@ from moneyd.commands.local import (
     LOG_LEVEL,
     PORT,
     QUIET,
+    ask,
+    configured,
+    fail,
+    load_config,
+    load_secret,
+    read_secret_file,
+    serve,
+    server_options,
 )
-from moneyd.config import Config, ConfigError, not_configured
-from moneyd.secrets import SecretError, SecretStore
+
+from .manage import register_manage
+from .wallet import SECRET_ENV, SECTION, SERVERS, ConfigureError, wallet_for, wallet_for_quiet, xrp
 
 if TYPE_CHECKING:
-    from xrpl.wallet import Wallet
+    from moneyd.store import Store
 
-SECRET_ENV = "MONEYD_XRP_SECRET"
 DEFAULT_CHANNEL_DROPS = 10_000_000
 TESTNET_FAUCET = "https://faucet.altnet.rippletest.net/accounts"
-SERVERS = {False: "wss://s1.ripple.com", True: "wss://s.altnet.rippletest.net:51233"}
 FEE_ALLOWANCE = 20  # transactions' worth of fees kept aside (create, fund, claims, close)
 
 
@@ -51,10 +57,6 @@ PARENT_EXPLAINED = (
     "--parent btp+ws://127.0.0.1:PORT.")
 
 
-class ConfigureError(Exception):
-    """Configuration stops here; nothing was written."""
-
-
 @dataclass
 class Settings:
     parent: str
@@ -64,45 +66,12 @@ class Settings:
     channel_amount: int
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"moneyd: error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def load_config(path: Path) -> Config:
-    try:
-        return Config.load(path)
-    except ConfigError as e:
-        raise fail(str(e)) from None
-
-
-def xrp(drops: int) -> str:
-    return f"{Decimal(drops).scaleb(-6).normalize():f} XRP"
-
-
 def parse_drops(text: str, what: str) -> int:
     try:
         amount = parse_amount(text)
         return amount.to_base_units("XRP", 6)
     except AmountError as e:
         raise typer.BadParameter(str(e), param_hint=what) from None
-
-
-def wallet_for(secret: str) -> Wallet:
-    from xrpl.wallet import Wallet
-
-    try:
-        return Wallet.from_seed(secret.strip())
-    except Exception:
-        raise ConfigureError("that is not an XRP secret (a family seed starting with 's')") from None
-
-
-def wallet_for_quiet(secret: str) -> str | None:
-    """The address of ``secret``, or None when it is not a seed."""
-    try:
-        return wallet_for(secret).address
-    except ConfigureError:
-        return None
 
 
 def read_js_config(path: Path) -> dict[str, str]:
@@ -188,17 +157,6 @@ async def check_funds(s: Settings, address: str) -> tuple[int, int]:
     return account.balance, needed
 
 
-def _ask(value: str | None, flag: str, prompt: str, default: str | None = None, hide: bool = False) -> str:
-    if value:
-        return value
-    if not sys.stdin.isatty():
-        if default is not None:
-            return default
-        raise typer.BadParameter(f"give it with {flag} (no terminal to ask on)", param_hint=flag)
-    answer: str = typer.prompt(prompt, default=default, hide_input=hide)
-    return answer
-
-
 def register(app: typer.Typer) -> None:
     @app.command("xrp:configure")
     def configure(
@@ -214,55 +172,7 @@ def register(app: typer.Typer) -> None:
         advanced: bool = typer.Option(False, "--advanced", help="Also ask for the XRPL server, account name and channel size (flags still win)."),
     ) -> None:
         """Set up the XRP uplink: check the account can fund a channel, keep the secret in the OS keyring."""
-        testnet: bool = ctx.obj.testnet
-        cfg = load_config(ctx.obj.config_path)
-        if cfg.section("xrp") is not None and not force:
-            raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
-        try:
-            imported = read_js_config(import_js) if import_js else {}
-            if secret_file is not None:
-                try:
-                    secret = secret_file.read_text(encoding="utf-8").strip()
-                except OSError as e:
-                    raise typer.BadParameter(f"cannot read {secret_file}: {e.strerror or e}", param_hint="--secret-file") from None
-            elif os.environ.get(SECRET_ENV) or imported.get("secret") or not testnet:
-                secret = os.environ.get(SECRET_ENV) or imported.get("secret") or _ask(None, "--secret-file", "XRP secret", hide=True)
-            else:
-                typer.echo(f"no secret given: asking the testnet faucet {faucet} for a funded test account …", err=True)
-                secret = asyncio.run(faucet_account(faucet, xrp_server or SERVERS[True]))
-            wallet = wallet_for(secret)
-            if advanced:
-                xrp_server = _ask(xrp_server, "--xrp-server", "XRPL server (rippled WebSocket URL)",
-                                  imported.get("xrp_server") or SERVERS[testnet])
-                name = _ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
-                channel_amount = _ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
-                                      "10XRP")
-            if not (parent or imported.get("parent")):
-                typer.echo(PARENT_EXPLAINED, err=True)
-            settings = Settings(
-                parent=_ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
-                xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
-                name=name if name is not None else imported.get("name") or os.urandom(8).hex(),
-                secret=secret.strip(),
-                channel_amount=parse_drops(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_DROPS,
-            )
-            try:
-                parent_url(settings.parent, settings.name, settings.secret)
-            except ParentError as e:
-                raise typer.BadParameter(str(e), param_hint="--parent/--name") from None
-            if not settings.xrp_server.startswith(("ws://", "wss://")):
-                raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
-            typer.echo(f"checking {wallet.address} on {settings.xrp_server} …", err=True)
-            balance, needed = asyncio.run(check_funds(settings, wallet.address))
-            store = SecretStore(testnet=testnet)
-            store.set(f"xrp:{wallet.address}", settings.secret)
-        except (ConfigureError, SecretError) as e:
-            raise fail(str(e)) from None
-        cfg.set_section("xrp", {"parent": settings.parent, "xrp_server": settings.xrp_server, "name": settings.name,
-                                "address": wallet.address, "channel_amount": settings.channel_amount})
-        cfg.save()
-        typer.echo(f"saved the xrp uplink to {cfg.path}; the secret is in {store.where}")
-        typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
+        configure_command(ctx, parent, xrp_server, name, secret_file, channel_amount, import_js, force, faucet, advanced)
 
     @app.command("xrp:start")
     def start(
@@ -277,66 +187,118 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
-        from moneyd.app import run
-        from moneyd.commands.local import server_options
-        from moneyd.store import Store
-
-        from .uplink import XrpSettings, XrpUplink
-
-        testnet: bool = ctx.obj.testnet
-        cfg = load_config(ctx.obj.config_path)
-        section = cfg.section("xrp")
-        if section is None or not isinstance(section.get("address"), str):
-            raise fail(not_configured(cfg, "xrp", testnet))
-        settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
-        try:
-            secret = SecretStore(testnet=testnet).get(f"xrp:{section['address']}", env=SECRET_ENV)
-        except SecretError as e:
-            raise fail(str(e)) from None
-        if secret is None:
-            raise fail(f"no secret for {section['address']} in the keyring; run `moneyd xrp:configure --force` "
-                       f"or set {SECRET_ENV}")
-        if wallet_for_quiet(secret) != section["address"]:
-            raise fail(f"the secret does not belong to {section['address']}; run `moneyd xrp:configure --force`")
-        xrp_settings = XrpSettings(
-            parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
-            xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
-            channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
-        # Advanced, hand-edited: seconds between claim submissions and channel checks on the ledger.
-        for knob in ("claim_interval", "watch_interval"):
-            value = section.get(knob)
-            if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                    raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
-                setattr(xrp_settings, knob, float(value))
-        try:
-            uplink = XrpUplink(xrp_settings, store := Store.open_default(testnet))
-        except Exception as e:
-            raise fail(str(e)) from None
-        raise typer.Exit(run(settings, store, uplink, quiet=quiet))
+        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, quiet, admin_api_port, log_level, log_format)
 
     @app.command("xrp:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Your XRP account: balance, reserve, what is available, and your payment channels."""
-        cfg = load_config(ctx.obj.config_path)
-        section = cfg.section("xrp")
-        if section is None or not isinstance(section.get("address"), str):
-            raise fail(not_configured(cfg, "xrp", ctx.obj.testnet))
-        address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
-        from .ledger import LedgerError
-
-        try:
-            report = asyncio.run(_info(address, server))
-        except LedgerError as e:
-            raise fail(str(e)) from None
-        if as_json:
-            typer.echo(json.dumps(report))
-            return
-        _print_info(report)
-
-    from .manage import register_manage
+        info_command(ctx, as_json)
 
     register_manage(app)
+
+
+def configure_command(
+    ctx: typer.Context, parent: str | None, xrp_server: str | None, name: str | None, secret_file: Path | None,
+    channel_amount: str | None, import_js: Path | None, force: bool, faucet: str, advanced: bool
+) -> None:
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(ctx.obj.config_path)
+    if cfg.section(SECTION) is not None and not force:
+        raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
+    try:
+        imported = read_js_config(import_js) if import_js else {}
+        if secret_file is not None:
+            secret = read_secret_file(secret_file, "--secret-file")
+        elif os.environ.get(SECRET_ENV) or imported.get("secret") or not testnet:
+            secret = os.environ.get(SECRET_ENV) or imported.get("secret") or ask(None, "--secret-file", "XRP secret", hide=True)
+        else:
+            typer.echo(f"no secret given: asking the testnet faucet {faucet} for a funded test account …", err=True)
+            secret = asyncio.run(faucet_account(faucet, xrp_server or SERVERS[True]))
+        wallet = wallet_for(secret)
+        if advanced:
+            xrp_server = ask(xrp_server, "--xrp-server", "XRPL server (rippled WebSocket URL)",
+                             imported.get("xrp_server") or SERVERS[testnet])
+            name = ask(name, "--name", "Account name at the parent", imported.get("name") or os.urandom(8).hex())
+            channel_amount = ask(channel_amount, "--channel-amount", "Channel size (XRP with a unit, or drops)",
+                                 "10XRP")
+        if not (parent or imported.get("parent")):
+            typer.echo(PARENT_EXPLAINED, err=True)
+        settings = Settings(
+            parent=ask(parent or imported.get("parent"), "--parent", "Parent host (ILSP)"),
+            xrp_server=xrp_server or imported.get("xrp_server") or SERVERS[testnet],
+            name=name if name is not None else imported.get("name") or os.urandom(8).hex(),
+            secret=secret.strip(),
+            channel_amount=parse_drops(channel_amount, "--channel-amount") if channel_amount else DEFAULT_CHANNEL_DROPS,
+        )
+        try:
+            parent_url(settings.parent, settings.name, settings.secret)
+        except ParentError as e:
+            raise typer.BadParameter(str(e), param_hint="--parent/--name") from None
+        if not settings.xrp_server.startswith(("ws://", "wss://")):
+            raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
+        typer.echo(f"checking {wallet.address} on {settings.xrp_server} …", err=True)
+        balance, needed = asyncio.run(check_funds(settings, wallet.address))
+        store = SecretStore(testnet=testnet)
+        store.set(f"xrp:{wallet.address}", settings.secret)
+    except (ConfigureError, SecretError) as e:
+        raise fail(str(e)) from None
+    cfg.set_section(SECTION, {"parent": settings.parent, "xrp_server": settings.xrp_server, "name": settings.name,
+                            "address": wallet.address, "channel_amount": settings.channel_amount})
+    cfg.save()
+    typer.echo(f"saved the xrp uplink to {cfg.path}; the secret is in {store.where}")
+    typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
+
+
+def start_command(
+    ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool, quiet: bool,
+    admin_api_port: int | None, log_level: str, log_format: str
+) -> None:
+    from .uplink import XrpSettings, XrpUplink
+
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(ctx.obj.config_path)
+    section = configured(cfg, SECTION, testnet)
+    settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
+    secret = load_secret(f"xrp:{section['address']}", testnet, SECRET_ENV)
+    if secret is None:
+        raise fail(f"no secret for {section['address']} in the keyring; run `moneyd xrp:configure --force` "
+                   f"or set {SECRET_ENV}")
+    if wallet_for_quiet(secret) != section["address"]:
+        raise fail(f"the secret does not belong to {section['address']}; run `moneyd xrp:configure --force`")
+    xrp_settings = XrpSettings(
+        parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
+        xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
+        channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
+    # Advanced, hand-edited: seconds between claim submissions and channel checks on the ledger.
+    for knob in ("claim_interval", "watch_interval"):
+        value = section.get(knob)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
+            setattr(xrp_settings, knob, float(value))
+
+    def uplink(store: Store) -> XrpUplink:
+        try:
+            return XrpUplink(xrp_settings, store)
+        except Exception as e:
+            raise fail(str(e)) from None
+
+    raise serve(settings, testnet, quiet, uplink)
+
+
+def info_command(ctx: typer.Context, as_json: bool) -> None:
+    section = configured(load_config(ctx.obj.config_path), SECTION, ctx.obj.testnet)
+    address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
+    from .ledger import LedgerError
+
+    try:
+        report = asyncio.run(_info(address, server))
+    except LedgerError as e:
+        raise fail(str(e)) from None
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_info(report)
 
 
 async def _info(address: str, server: str) -> dict[str, Any]:

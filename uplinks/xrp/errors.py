@@ -1,18 +1,17 @@
-"""Errors of the XRP uplink core. Each says what was wrong and with which value."""
+"""Errors of the XRP uplink. The ones every uplink shares (ConfigError, ProtocolError, ClaimRejected,
+InsufficientCapacity) are moneyd's own (moneyd.errors), imported here so the XRP modules find them in one place;
+the ones below only the XRP uplink meets. Each says what was wrong and with which value."""
 
 from __future__ import annotations
 
+from moneyd.errors import ClaimRejected, ConfigError, InsufficientCapacity, MoneydError, ProtocolError
 
-class XrpUplinkError(Exception):
-    """Base of every error raised by uplinks.xrp."""
-
-
-class ConfigError(XrpUplinkError, ValueError):
-    """A configured value (parent, name, secret, scale) cannot be used."""
+__all__ = ["BalanceExceeded", "ClaimRejected", "ConfigError", "InsufficientCapacity", "MoneydError", "ProtocolError",
+           "ScaleMismatch", "UnsafeChannel", "XrpUplinkError"]
 
 
-class ProtocolError(XrpUplinkError):
-    """The parent sent something that is not what the asym server protocol allows."""
+class XrpUplinkError(MoneydError):
+    """An error only the XRP uplink raises (catch MoneydError for every error an uplink raises)."""
 
 
 class ScaleMismatch(ProtocolError):
@@ -29,18 +28,6 @@ class ScaleMismatch(ProtocolError):
 
 class UnsafeChannel(XrpUplinkError):
     """A payment channel the parent points us to could be taken back or isn't ours: never trust it."""
-
-
-class ClaimRejected(XrpUplinkError):
-    """An incoming claim we refuse. ``reason`` is one of: amount, lower, too_large, signature, no_channel."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class InsufficientCapacity(XrpUplinkError):
-    """Signing this claim would promise more than our channel holds: top the channel up first."""
 
 
 class BalanceExceeded(XrpUplinkError):

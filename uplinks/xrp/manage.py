@@ -30,9 +30,11 @@ import typer
 
 from moneyd.amounts import AmountError, parse_amount
 from moneyd.secrets import PASSPHRASE_ENV, SecretError, SecretStore
+from moneyd.uplink_cli import configured as configured_section
+from moneyd.uplink_cli import fail, load_config, load_secret
 
-from .commands import SECRET_ENV, SERVERS, ConfigureError, fail, load_config, wallet_for, xrp
 from .errors import ProtocolError
+from .wallet import SECRET_ENV, SECTION, SERVERS, ConfigureError, wallet_for, xrp
 
 if TYPE_CHECKING:
     from xrpl.wallet import Wallet
@@ -130,24 +132,15 @@ class Account:
 
 
 def configured(ctx: typer.Context) -> Account:
-    cfg = load_config(ctx.obj.config_path)
-    section = cfg.section("xrp")
-    if section is None or not isinstance(section.get("address"), str):
-        from moneyd.config import not_configured
-
-        raise fail(not_configured(cfg, "xrp", ctx.obj.testnet))
+    section = configured_section(load_config(ctx.obj.config_path), SECTION, ctx.obj.testnet)
     server = str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
     return Account(section["address"], server, ctx.obj.testnet)
 
 
 def load_wallet(acct: Account) -> Wallet:
-    store = SecretStore(testnet=acct.testnet)
-    try:
-        secret = store.get(f"xrp:{acct.address}", env=SECRET_ENV)
-    except SecretError as e:
-        raise fail(str(e)) from None
+    secret = load_secret(f"xrp:{acct.address}", acct.testnet, SECRET_ENV)
     if not secret:
-        raise fail(f"no secret for {acct.address} in {store.where} (nor ${SECRET_ENV}); "
+        raise fail(f"no secret for {acct.address} in {SecretStore(testnet=acct.testnet).where} (nor ${SECRET_ENV}); "
                    "run `moneyd xrp:configure --force` again")
     try:
         wallet = wallet_for(secret)

@@ -55,6 +55,7 @@ from .errors import (
     BalanceExceeded,
     ClaimRejected,
     InsufficientCapacity,
+    MoneydError,
     ProtocolError,
     XrpUplinkError,
 )
@@ -386,7 +387,7 @@ class XrpUplink(BtpUplink):
             return f"the parent's channel {channel} is gone from the ledger"
         try:
             book.set_incoming(paychan)
-        except XrpUplinkError as e:
+        except MoneydError as e:
             book.claimed = max(book.claimed, from_drops(paychan.balance, book.scale))
             return str(e)
         return None
@@ -496,7 +497,7 @@ class XrpUplink(BtpUplink):
                 if now >= next_claim:
                     next_claim = now + s.claim_interval
                     await self.submit_best_claim()
-            except (LedgerError, ConnectionError, XrpUplinkError, BtpPeerError, ConnectionClosed, TimeoutError) as e:
+            except (LedgerError, ConnectionError, MoneydError, BtpPeerError, ConnectionClosed, TimeoutError) as e:
                 log.warning("ledger housekeeping: %s", e or type(e).__name__)
 
     async def _watch(self) -> None:
@@ -523,7 +524,7 @@ class XrpUplink(BtpUplink):
     async def _parent_closing(self, why: str) -> None:
         """The parent is taking its channel away (or ours is gone): cash what we hold and stop the uplink."""
         log.error("stopping the XRP uplink: %s", why)
-        with contextlib.suppress(LedgerError, ConnectionError, XrpUplinkError):
+        with contextlib.suppress(LedgerError, ConnectionError, MoneydError):
             await self.submit_best_claim(closing=True)
         self.fail(why)
 
@@ -567,7 +568,7 @@ class XrpUplink(BtpUplink):
                 await asyncio.wait_for(asyncio.shield(task), 30)
         try:
             await self.submit_best_claim(closing=True)
-        except (LedgerError, ConnectionError, XrpUplinkError) as e:
+        except (LedgerError, ConnectionError, MoneydError) as e:
             log.warning("could not claim the parent's channel on the way out: %s", e)
         self._save()
         await super().close()
