@@ -138,6 +138,7 @@ class Loop:
     async def topup_while_down(self) -> bool: return False
     async def announced(self, m: Moneyd) -> bool: raise NotImplementedError
     async def compare_live(self, m: Moneyd) -> tuple[dict[str, Any], dict[str, int]]: raise NotImplementedError
+    async def settled(self) -> bool: raise NotImplementedError  # the last claims both ways have arrived and are stored
     out_amount = 0
     out_packet = 0
     back_amount = 0
@@ -210,7 +211,11 @@ async def run(loop: Loop, kills: int, report: Report, log: Callable[[str], None]
             else:
                 report.errors.append(f"start {k + 1}: a payment failed after the restart: {failed}\n" + "\n".join(m.err[-8:]))
             if phase == "final":
-                await asyncio.sleep(2)  # traffic settles: the parent's last claims arrive
+                # Traffic settles: the last claims both ways arrive and are stored. Waited on, not slept: if it
+                # never settles, the comparison below shows where the books part.
+                deadline = time.monotonic() + 30
+                while not await loop.settled() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
                 out.stop()
                 back.stop()
                 report.final, report.disagreement = await loop.compare_live(m)
@@ -349,7 +354,15 @@ class XrpLoop(Loop):
         return await self.parent.event("state", timeout=20)
 
     async def parent_holds(self) -> int:
-        return int((await self.parent_state())["lastClaim"]["amount"])
+        st = await self.parent_state()
+        if not st["known"]:  # killed before it connected: the parent has no account for us, so no claim of ours
+            return 0
+        return int(st["lastClaim"]["amount"])  # a known account always has one (amount "0" before any claim)
+
+    async def settled(self) -> bool:
+        st, ours = await self.parent_state(), self.stored()
+        return (int(st["outgoingBalance"]) == int(ours.get("best_amount", 0))
+                and int(st["lastClaim"]["amount"]) == int(ours.get("sent_amount", 0)))
 
     async def announced(self, m: Moneyd) -> bool:
         st = await self.parent_state()
@@ -475,6 +488,13 @@ class EthLoop(Loop):
             await asyncio.sleep(0.25)
         return False
 
+    async def settled(self) -> bool:
+        st = await self.parent_state()
+        if not st.get("incoming") or not st.get("outgoing"):
+            return False
+        return (int(st["payableBalance"]) <= 0 and int(st["outgoing"]["spent"]) == self.stored_best()
+                and int(st["incoming"]["spent"]) == self.stored_sent())
+
     async def compare_live(self, m: Moneyd) -> tuple[dict[str, Any], dict[str, int]]:
         st = await self.parent_state()
         book = self.stored()["book"]
@@ -486,7 +506,12 @@ class EthLoop(Loop):
             "our last claim (parent incoming.spent - stored spent), gwei": (int(st["incoming"]["spent"]) - int(book["outgoing"]["spent"])) // GWEI,
             "parent's claims to us (parent outgoing.spent - stored best), gwei": (int(st["outgoing"]["spent"]) - self.stored_best()) // GWEI,
             "prepaid credit (-receivable - stored paid + charged)": -int(st["receivableBalance"]) - (int(book["paid"]) - int(book["charged"])),
-            "owed to us (parent payable)": int(st["payableBalance"]),
+            # What the parent still owes us for Prepares we fulfilled. A negative payable is not a debt of either
+            # side: it is what the parent paid ahead. ilp-plugin-ethereum beta.20 does that by itself: each fulfill
+            # adds max(0, payable) to its payout budget, so when a second fulfill lands before the claim queued for
+            # the first one runs, that claim pays the first packet twice; its later fulfills absorb the surplus.
+            # Our side of it is checked above: we hold (stored best) exactly the claims it sent.
+            "owed to us (parent payable, when above 0)": max(0, int(st["payableBalance"])),
             "channel (chain value - value the parent knows), gwei": (await self.channel_value() - int(st["incoming"]["value"])) // GWEI,
         }
         return final, dis
