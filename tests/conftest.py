@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -10,6 +12,10 @@ from tests.xrpl_emulator.fixture import xrpl_emulator  # noqa: F401  (rippled st
 # "too slow" health check and per-example deadlines are off (the properties themselves still run in full).
 settings.register_profile("moneyd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("moneyd")
+
+# The moneyd processes tests start serve the admin API only where a test asks for it (--admin-api-port, a free
+# port): by default each would try 127.0.0.1:7769, which another test's moneyd, a benchmark's or the user's holds.
+os.environ.setdefault("MONEYD_ADMIN_API_PORT", "0")
 
 # Tests that run the JS reference peers (Node and tests/js/node_modules) are marked `interop`, so that
 # `pytest -m "not interop"` runs everything else on a machine without Node. A test is one if it uses a fixture that

@@ -210,6 +210,26 @@ def test_status_of_moneyd_local(tmp_path: Path, node: NodeRunner) -> None:
     assert cli(tmp_path, "status").returncode == 1
 
 
+def test_status_is_of_this_data_directorys_moneyd(tmp_path: Path) -> None:
+    # Another moneyd (another data directory: a second user, a benchmark) answers on the admin port this data
+    # directory's config names, and ours is not running: that is "not running", not the other one's status.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "mine").mkdir()
+    other = Moneyd(tmp_path / "other", "local")
+    try:
+        (tmp_path / "mine" / "moneyd.json").write_text(json.dumps({"admin_api_port": other.admin_port}))
+        out = cli(tmp_path / "mine", "status")
+        assert out.returncode == 1, out
+        assert f"the moneyd on 127.0.0.1:{other.admin_port} serves {(tmp_path / 'other' / 'data').resolve()}" in out.stdout
+        code, doc = status_json(tmp_path / "mine")
+        assert code == 1 and doc["running"] is False and doc["status"] is None, doc
+        # Asked for that port by name: its status, whoever it belongs to.
+        assert cli(tmp_path / "mine", "status", "--admin-api-port", str(other.admin_port)).returncode == 0
+        assert cli(tmp_path / "other", "status").returncode == 0
+    finally:
+        other.stop()
+
+
 def test_status_with_the_btp_uplink_up_then_down(tmp_path: Path, node: NodeRunner) -> None:
     pport = free_port()
     parent = node.start("parent-connector.js", str(pport), "test.parent")

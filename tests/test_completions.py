@@ -19,7 +19,7 @@ import generate  # noqa: E402
 
 SHELLS = {
     "bash": (["bash", "--norc", "--noprofile"], "PS1='READY$ '; source {dir}/moneyd.bash"),
-    "zsh": (["zsh", "-f"], "PS1='READY$ '; autoload -U compinit && compinit -u -D && source {dir}/_moneyd"),
+    "zsh": (["zsh", "-f"], "PS1='READY$ '; bindkey -e; autoload -U compinit && compinit -u -D && source {dir}/_moneyd"),
     "fish": (["fish", "--no-config"], "function fish_prompt; echo -n 'READY$ '; end; source {dir}/moneyd.fish"),
 }
 SCREEN_WAIT = 20.0  # seconds for a shell on a busy machine to draw what was typed
@@ -35,7 +35,8 @@ class Terminal:
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "40",
                         "-c", str(cwd), *argv], check=True, env={**env, "TERM": "xterm"})
         self.keys(setup.format(dir=ROOT / "completions"), "Enter")
-        self.wait_for("READY$ ")
+        # Not "READY$ " anywhere on the screen: the typed setup line shows that at once, before it has run.
+        self.wait_for_empty_prompt()
 
     def keys(self, *keys: str) -> None:
         subprocess.run(["tmux", "-L", self.socket, "send-keys", *keys], check=True)
@@ -43,6 +44,22 @@ class Terminal:
     def screen(self) -> str:
         return subprocess.run(["tmux", "-L", self.socket, "capture-pane", "-p"], check=True, capture_output=True,
                               text=True).stdout
+
+    def cursor_line(self) -> tuple[str, int]:
+        """The screen's line under the cursor and the cursor's column, read together from tmux."""
+        out = subprocess.run(["tmux", "-L", self.socket, "display-message", "-p", "#{cursor_x} #{cursor_y}"],
+                             check=True, capture_output=True, text=True).stdout.split()
+        x, y = int(out[0]), int(out[1])
+        lines = self.screen().splitlines()
+        return (lines[y] if y < len(lines) else ""), x
+
+    def wait_for_empty_prompt(self) -> None:
+        """The shell waits for input on an empty command line (its prompt redrawn, the cursor right after it)."""
+        deadline = time.monotonic() + SCREEN_WAIT
+        while self.cursor_line() != ("READY$", len("READY$ ")):
+            if time.monotonic() > deadline:
+                pytest.fail(f"no empty prompt under the cursor:\n{self.screen()}")
+            time.sleep(0.05)
 
     def wait_for(self, *texts: str) -> str:
         """The screen once it shows every one of ``texts`` (the shell draws asynchronously)."""
@@ -64,10 +81,16 @@ class Terminal:
             self.keys("BSpace")
 
     def clear(self) -> None:
-        self.keys("C-c")
-        self.keys("clear", "Enter")
+        """An empty command line on an empty screen. Line-editor keys only, each step seen on the screen before the
+        next: Ctrl-C is a signal the shell handles when it gets to it (keys sent after it could land on the line it
+        then cancels), and a `clear` command runs with the terminal in cooked mode (keys sent meanwhile are echoed
+        and read out of order)."""
+        self.keys("C-e", "C-u")  # end of line, kill back to the prompt: bash, zsh (emacs keymap) and fish alike
+        self.wait_for_empty_prompt()
+        self.keys("C-l")  # clear-screen, then the prompt redrawn at the top
         deadline = time.monotonic() + SCREEN_WAIT
-        while [line for line in self.screen().splitlines() if line.strip()] != ["READY$"]:
+        while [line for line in self.screen().splitlines() if line.strip()] != ["READY$"] \
+                or self.cursor_line() != ("READY$", len("READY$ ")):
             if time.monotonic() > deadline:
                 pytest.fail(f"the screen did not clear:\n{self.screen()}")
             time.sleep(0.05)

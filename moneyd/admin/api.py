@@ -419,7 +419,9 @@ class AdminServer:
         up = snapshot.uplink_facts(r, self.watch)
         healthy = up is None or bool(up["connected"])
         return {
-            "moneyd": {"pid": os.getpid(), "started": m.started, "port": r.server.port, "admin_port": self.port},
+            # The store says which data directory (and network) this moneyd serves: `moneyd status` checks it.
+            "moneyd": {"pid": os.getpid(), "started": m.started, "port": r.server.port, "admin_port": self.port,
+                       "store": str(Path(r.store.path).resolve())},
             "healthy": healthy,
             "address": r.address,
             "asset": {"code": r.asset_code, "scale": r.asset_scale},

@@ -61,6 +61,9 @@ DEFAULT_LIMITS = LinkLimits()
 CLIENT_LIMITS = LinkLimits(max_buffered=16 << 20, buffer_grace=5.0, stall_timeout=30.0)
 
 
+POLICY_VIOLATION = 1008  # the close code of a peer we cut off (bad auth, too many malformed or held frames)
+
+
 def _ignore_message(data: bytes) -> None:
     pass
 
@@ -380,6 +383,11 @@ class WsLink(asyncio.Protocol):
             self.is_open = False
             self.proto.send_close(code, _close_reason(reason))
             self._queue(self.proto.data_to_send())
+            if code == POLICY_VIOLATION:
+                # We fail the connection (RFC 6455 7.1.7): hang up once the Close frame is written, reading nothing
+                # more. Awaiting the peer's Close meant reading and parsing whatever an abuser kept sending (a
+                # flood of frames) for the whole close timeout, which took the loop from every other app.
+                self._eof_pending = True
             self._arm_close_timer()
         else:
             self.abort(reason or "closed")

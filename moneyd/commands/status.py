@@ -1,6 +1,7 @@
 """``moneyd status [--json] [--token]``: one screen on the running moneyd, read from its admin API.
 
-Exit codes, for scripts and monitoring: 0 healthy, 1 no moneyd answers, 2 moneyd runs but its uplink is down.
+Exit codes, for scripts and monitoring: 0 healthy, 1 not running (no moneyd answers, or only one that serves another
+data directory), 2 moneyd runs but its uplink is down.
 Only the standard library here (urllib), so the command is quick.
 """
 
@@ -26,19 +27,27 @@ def data_dir() -> Path:
     return default_data_dir()
 
 
-def find_port(testnet: bool, config_port: int | None) -> int:
-    """Where the running moneyd serves its admin API: what it wrote in the data directory, else the config, else
-    the default."""
+def store_path(testnet: bool) -> Path:
+    return data_dir() / ("moneyd-test.sqlite" if testnet else "moneyd.sqlite")
 
-    path = runtime_file(data_dir() / ("moneyd-test.sqlite" if testnet else "moneyd.sqlite"))
+
+def find_port(testnet: bool, config_port: int | None) -> int:
+    return locate(testnet, config_port)[0]
+
+
+def locate(testnet: bool, config_port: int | None) -> tuple[int, bool]:
+    """Where the running moneyd serves its admin API: what it wrote in the data directory (then True), else the
+    config, else the default."""
+
+    path = runtime_file(store_path(testnet))
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         port = doc.get("admin_port")
         if isinstance(port, int) and 0 < port < 65536:
-            return port
+            return port, True
     except (OSError, ValueError, AttributeError):
         pass
-    return config_port or DEFAULT_ADMIN_API_PORT
+    return config_port or DEFAULT_ADMIN_API_PORT, False
 
 
 def fetch_overview(port: int, timeout: float = 3.0) -> dict[str, Any] | None:
@@ -50,6 +59,19 @@ def fetch_overview(port: int, timeout: float = 3.0) -> dict[str, Any] | None:
     except (OSError, ValueError, urllib.error.URLError):
         return None
     return doc if isinstance(doc, dict) and "address" in doc and "moneyd" in doc else None
+
+
+def serves_elsewhere(doc: dict[str, Any] | None, store: Path, published: bool) -> str | None:
+    """Where the moneyd that answered keeps its money when that is not ``store``: the port we probed (the config's
+    or the default, or a stale runtime file's) belongs to a moneyd of another data directory or network, so ours is
+    not running. None when it is ours. One that does not say is taken for ours only on the word of the runtime file
+    ours writes (without it, it is any moneyd on the machine: another user's, a benchmark's, a test's)."""
+    if doc is None:
+        return None
+    theirs = (doc.get("moneyd") or {}).get("store")
+    if not isinstance(theirs, str):
+        return None if published else "a data directory it does not name"
+    return None if Path(theirs) == store.resolve() else theirs
 
 
 def exit_code(doc: dict[str, Any] | None) -> int:
@@ -128,11 +150,19 @@ def register(app: typer.Typer) -> None:
             return
         cfg = load_config(ctx)
         cfg_port = cfg.data.get("admin_api_port") if cfg is not None else None
-        port = admin_api_port or find_port(testnet, cfg_port if isinstance(cfg_port, int) and not isinstance(cfg_port, bool) else None)
+        port, published = locate(testnet, cfg_port if isinstance(cfg_port, int) and not isinstance(cfg_port, bool) else None)
+        port = admin_api_port or port
         doc = fetch_overview(port)
+        # Asked for a port: whatever moneyd serves there. Else the status is of this data directory's moneyd.
+        elsewhere = None if admin_api_port else serves_elsewhere(doc, store_path(testnet), published)
+        if elsewhere is not None:
+            doc = None
         code = exit_code(doc)
         if as_json:
             typer.echo(json.dumps({"running": doc is not None, "admin_port": port, "exit_code": code, "status": doc}))
+        elif elsewhere is not None:
+            typer.echo(f"moneyd: not running for {store_path(testnet)} (the moneyd on 127.0.0.1:{port} serves "
+                       f"{elsewhere}; `moneyd status --admin-api-port {port}` shows it)")
         elif doc is None:
             typer.echo(f"moneyd: not running (nothing answers on 127.0.0.1:{port}); start it with `moneyd local` "
                        "or `moneyd NAME:start`")
