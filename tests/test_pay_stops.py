@@ -179,13 +179,22 @@ async def test_receive_reconnects_when_moneyd_restarts(moneyd: Moneyd, receiver:
 
 
 async def test_timeout_is_seconds_without_progress(moneyd: Moneyd, receiver: tuple[Proc, str]) -> None:
-    _recv, url = receiver
-    # Takes longer than --timeout in all, but never stalls that long: it must complete.
-    pay = await spawn("pay", url, "12000", "--via", moneyd.via, "--max-packet-amount", "1", "--timeout", "2", "--json")
-    rc, out, err = await pay.finish(300)
+    recv, url = receiver
+    # A payment that keeps moving must outlive --timeout however fast or slow this machine is: watch the money
+    # arrive for twice the timeout, then stop it. A deadline for the whole payment would have ended it already.
+    timeout = 2.0
+    pay = await slow_pay(moneyd, url, "--timeout", str(timeout))
+    first = await recv.event("progress")
+    moving_since = time.monotonic()
+    last = first
+    while time.monotonic() - moving_since < 2 * timeout:
+        last = await recv.event("progress")
+    assert last["amount"] > first["amount"]
+    pay.proc.send_signal(signal.SIGINT)
+    rc, out, err = await pay.finish(30)
     result = json.loads(out)
-    assert rc == 0 and result["ok"], (result, err)
-    assert result["seconds"] > 2, "the payment was too quick to show anything; raise its amount"
+    assert (rc, result["error"]) == (130, "interrupted"), (result, err)
+    assert result["seconds"] > 2 * timeout
 
 
 async def test_pay_json_is_one_object_for_early_errors_too(moneyd: Moneyd) -> None:
