@@ -8,7 +8,6 @@ the same router (moneyd.btp), with its address from ILDCP. Money, data and close
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,24 +29,12 @@ from tests.support.jsnode import NodeProcess, NodeRunner, free_port
 from tests.support.routerfixture import start_router
 
 
-def js_events(p: NodeProcess) -> list[dict[str, Any]]:
-    found = []
-    for line in list(p.lines):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-    return found
-
-
 async def js_event(p: NodeProcess, name: str, where: Callable[[dict[str, Any]], bool] = lambda e: True,
                    timeout: float = 20.0) -> dict[str, Any]:
     """The first JS event with this name (in any order relative to others) that satisfies ``where``."""
     deadline = time.monotonic() + timeout
     while True:
-        for e in js_events(p):
+        for e in p.all_events():
             if e.get("event") == "fatal":
                 raise AssertionError(f"JS peer failed: {e}")
             if e.get("event") == "cmd_error":
@@ -55,7 +42,7 @@ async def js_event(p: NodeProcess, name: str, where: Callable[[dict[str, Any]], 
             if e.get("event") == name and where(e):
                 return e
         if time.monotonic() > deadline:
-            raise AssertionError(f"no JS event {name!r}; got {[e.get('event') for e in js_events(p)]}\n"
+            raise AssertionError(f"no JS event {name!r}; got {[e.get('event') for e in p.all_events()]}\n"
                                  + "\n".join(p.stderr[-30:]))
         await asyncio.sleep(0.02)
 

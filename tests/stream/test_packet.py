@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +15,7 @@ from moneyd.stream import packet as sp
 from moneyd.wire import ilp
 from moneyd.wire.errors import CodecError
 from moneyd.wire.oer import UINT64_MAX, Reader
-
-VECTORS = Path(__file__).parent.parent / "vectors"
-
-
-def load(name: str) -> Any:
-    return json.loads((VECTORS / name).read_text())
-
+from tests.support.vectors import load
 
 FIXTURES = load("interledger-rfcs/0029-stream/test-vectors/StreamPacketFixtures.json")
 RS = load("extracted/interledger-rs_stream.json")

@@ -154,6 +154,19 @@ class NodeProcess:
     def event_sync(self, name: str, timeout: float = 20.0) -> dict[str, Any]:
         return asyncio.run(self.event(name, timeout))
 
+    def all_events(self, name: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        """Every JSON object printed so far (whatever ``event``/``expect`` have consumed), optionally only those
+        whose "event" is name and whose fields equal ``match``."""
+        found = []
+        for line in list(self.lines):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and (name is None or obj.get("event") == name) and all(obj.get(k) == v for k, v in match.items()):
+                found.append(obj)
+        return found
+
     # -- writing ------------------------------------------------------------------------------------------
 
     def send(self, obj: dict[str, Any]) -> None:

@@ -67,18 +67,6 @@ class Report:
         ]
 
 
-def events(proc: NodeProcess, name: str, account: str) -> list[dict[str, Any]]:
-    found = []
-    for line in list(proc.lines):
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(e, dict) and e.get("event") == name and e.get("account") == account:
-            found.append(e)
-    return found
-
-
 class Moneyd:
     """One `moneyd NAME:start` process; stderr is kept."""
 
@@ -127,8 +115,6 @@ class Loop:
         self.apps_port = 0
 
     async def setup(self) -> None: ...
-    def start_moneyd(self) -> Moneyd: raise NotImplementedError
-    def stored(self) -> dict[str, Any]: raise NotImplementedError
     def stored_best(self) -> int: raise NotImplementedError  # our best incoming claim, as the parent's events count it
     def stored_sent(self) -> int: raise NotImplementedError  # our latest claim, as the parent's events count it
     def acked(self) -> list[int]: raise NotImplementedError
@@ -144,6 +130,31 @@ class Loop:
     back_amount = 0
     back_packet = 0
     ping = 1000
+
+    env: dict[str, str]  # set by setup: the data directory and the uplink's secret
+
+    def start_moneyd(self) -> Moneyd:
+        return Moneyd(["-c", str(self.tmp / "moneyd.json"), f"{self.name}:start"], self.env, free_port())
+
+    async def cli(self, *args: str) -> bool:
+        """``moneyd -c moneyd.json ARGS`` run to its end (a top-up while moneyd is down); whether it succeeded."""
+        r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "moneyd", "-c", str(self.tmp / "moneyd.json"), *args],
+                                    env=self.env, capture_output=True, text=True, timeout=120)
+        return r.returncode == 0
+
+    def stored(self) -> dict[str, Any]:
+        """The uplink's state as moneyd stored it (its row in the store's kv table); {} before there is one."""
+        path = self.tmp / "data" / "moneyd.sqlite"
+        if not path.exists():
+            return {}
+        db = sqlite3.connect(path)
+        try:
+            rows = db.execute("SELECT value FROM kv WHERE namespace=?", (self.name,)).fetchall()
+        except sqlite3.OperationalError:  # killed before the schema was written
+            return {}
+        finally:
+            db.close()
+        return json.loads(rows[0][0]) if rows else {}
 
     async def pair(self, sender: str, receiver: str) -> NodeProcess:
         p = self.node.start("app-pair.js", sender, receiver)
@@ -301,22 +312,6 @@ class XrpLoop(Loop):
         cfg["xrp"].update(claim_interval=2.0, watch_interval=2.0)
         (self.tmp / "moneyd.json").write_text(json.dumps(cfg))
 
-    def start_moneyd(self) -> Moneyd:
-        return Moneyd(["-c", str(self.tmp / "moneyd.json"), "xrp:start"], self.env, free_port())
-
-    def stored(self) -> dict[str, Any]:
-        path = self.tmp / "data" / "moneyd.sqlite"
-        if not path.exists():
-            return {}
-        db = sqlite3.connect(path)
-        try:
-            rows = db.execute("SELECT value FROM kv WHERE namespace='xrp'").fetchall()
-        except sqlite3.OperationalError:  # killed before the schema was written
-            return {}
-        finally:
-            db.close()
-        return json.loads(rows[0][0]) if rows else {}
-
     def stored_best(self) -> int:
         return int(self.stored().get("best_amount", 0))
 
@@ -325,11 +320,11 @@ class XrpLoop(Loop):
 
     def acked(self) -> list[int]:
         assert self.parent is not None
-        return [int(e["amount"]) for e in events(self.parent, "claim-acked", "alice")]
+        return [int(e["amount"]) for e in self.parent.all_events("claim-acked", account="alice")]
 
     def taken(self) -> list[int]:
         assert self.parent is not None
-        return [int(e["amount"]) for e in events(self.parent, "claim-taken", "alice")]
+        return [int(e["amount"]) for e in self.parent.all_events("claim-taken", account="alice")]
 
     def our_channel(self) -> Any:
         chans = [c for c in self.emu.call(lambda: self.emu.ledger.channels_of(self.client.address))
@@ -343,10 +338,7 @@ class XrpLoop(Loop):
     async def topup_while_down(self) -> bool:
         if self.our_channel() is None:
             return False
-        r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "moneyd", "-c", str(self.tmp / "moneyd.json"),
-                                                     "xrp:topup", "--amount", "10XRP", "--yes"],
-                                    env=self.env, capture_output=True, text=True, timeout=120)
-        return r.returncode == 0
+        return await self.cli("xrp:topup", "--amount", "10XRP", "--yes")
 
     async def parent_state(self) -> dict[str, Any]:
         assert self.parent is not None
@@ -420,22 +412,6 @@ class EthLoop(Loop):
     def there(self, who: str) -> str:
         return f"btp+ws://:{who}@127.0.0.1:{self.apps_port}"
 
-    def start_moneyd(self) -> Moneyd:
-        return Moneyd(["-c", str(self.tmp / "moneyd.json"), "eth:start"], self.env, free_port())
-
-    def stored(self) -> dict[str, Any]:
-        path = self.tmp / "data" / "moneyd.sqlite"
-        if not path.exists():
-            return {}
-        db = sqlite3.connect(path)
-        try:
-            rows = db.execute("SELECT value FROM kv WHERE namespace='eth'").fetchall()
-        except sqlite3.OperationalError:  # killed before the schema was written
-            return {}
-        finally:
-            db.close()
-        return json.loads(rows[0][0]) if rows else {}
-
     def stored_best(self) -> int:
         b = (self.stored().get("book") or {}).get("bestIncoming")
         return int(b["value"]) if b else 0
@@ -446,7 +422,7 @@ class EthLoop(Loop):
 
     def acked(self) -> list[int]:
         assert self.parent is not None
-        return [int(e["value"]) for e in events(self.parent, "claim-acked", "dave")]
+        return [int(e["value"]) for e in self.parent.all_events("claim-acked", account="dave")]
 
     def taken(self) -> list[int]:
         return []  # the ETH parent takes claims silently: parent_holds compares the one it holds
@@ -474,10 +450,7 @@ class EthLoop(Loop):
         return int((await self.chain.channel(parse_channel_id(out["channelId"]))).value)
 
     async def topup_while_down(self) -> bool:
-        r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "moneyd", "-c", str(self.tmp / "moneyd.json"),
-                                                     "eth:topup", "--amount", "0.001ETH"],
-                                    env=self.env, capture_output=True, text=True, timeout=120)
-        return r.returncode == 0
+        return await self.cli("eth:topup", "--amount", "0.001ETH")
 
     async def announced(self, m: Moneyd) -> bool:
         deadline = time.monotonic() + 10

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +12,7 @@ from moneyd import pointer
 from moneyd.wire import address, btp, ildcp, ilp, timestamps
 from moneyd.wire.errors import CodecError
 from moneyd.wire.oer import Reader, encode_length, encode_uint, encode_var_octets, encode_var_uint
-
-VECTORS = Path(__file__).parent.parent / "vectors"
-
-
-def load(name: str) -> Any:
-    return json.loads((VECTORS / name).read_text())
-
+from tests.support.vectors import load
 
 OER = load("extracted/interledger-rs_oer.json")
 RFC30 = load("extracted/rfc0030_oer_examples.json")

@@ -278,15 +278,7 @@ def stored_state(tmp_path: Path) -> dict[str, Any]:
 
 
 def acked_claims(parent: NodeProcess) -> list[int]:
-    values = []
-    for line in list(parent.lines):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "claim-acked" and event.get("account") == "dave":
-            values.append(int(event["value"]))
-    return values
+    return [int(e["value"]) for e in parent.all_events("claim-acked", account="dave")]
 
 
 async def test_kill_9_mid_payment_then_restart_loses_nothing_acknowledged(
