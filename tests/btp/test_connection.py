@@ -149,15 +149,14 @@ async def test_the_peers_error_frames_and_wrong_answers_are_raised() -> None:
 async def test_requests_from_the_peer_get_their_answer_under_their_own_id() -> None:
     seen: list[btp.Message | btp.Transfer] = []
 
+    raises = {"refuse": RequestRefused("F99", "ApplicationError", "no thanks"), "invalid": ValueError("bad field"),
+              "bug": KeyError("oops")}
+
     async def handler(frame: btp.Message | btp.Transfer) -> list[btp.ProtocolData]:
         seen.append(frame)
         what = frame.protocol_data[0].protocol_name if frame.protocol_data else ""
-        if what == "refuse":
-            raise RequestRefused("F99", "ApplicationError", "no thanks")
-        if what == "invalid":
-            raise ValueError("bad field")
-        if what == "bug":
-            raise KeyError("oops")
+        if what in raises:
+            raise raises[what]
         if what == "wait":
             await asyncio.sleep(0.01)
         return list(pd("echo", what.encode()))
