@@ -10,8 +10,9 @@ payments, errors and worst latency, how many fresh apps connected, the router's 
 its log grew and any tracebacks in it, and the attacker's own figures; then PASS/FAIL against the done-when
 figures (no error, no latency above 1 s, fresh apps connect, peak RSS <= 150 MB, log growth <= 1 MB).
 
-Everything is on 127.0.0.1 and bounded in count and time. tests/test_attacks.py runs the same scenarios scaled
-down; this script runs them at full size (``--scale 1``).
+Everything is on 127.0.0.1 and bounded in count and time. tests/attacks/test_attacks.py runs the other scenarios scaled
+down, and tests/attacks/test_transport_attacks.py the stuck reader and the malformed-frame flood (with the
+transport's own limits); this script runs them all at full size (``--scale 1``).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def prepare_of(frame: btp.Message | btp.Transfer) -> ilp.Prepare:
 
 
 async def fulfiller(frame: btp.Message | btp.Transfer) -> list[btp.ProtocolData]:
-    """Good apps' receivers: the fulfillment rides in the Prepare's data (as in tests/test_router_hostile.py)."""
+    """Good apps' receivers: the fulfillment rides in the Prepare's data (as in tests/router/test_hostile.py)."""
     p = prepare_of(frame)
     return [btp.ProtocolData.octets("ilp", ilp.encode_fulfill(ilp.Fulfill(p.data[:32])))]
 

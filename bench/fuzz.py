@@ -10,7 +10,7 @@ process; this one keeps two good apps paying each other every 50 ms (the health 
 
 It prints: inputs sent per category, crashes (the router exited), hangs (a health payment failed or took over
 5 s), tracebacks and error lines in the router's log, reconnects the router forced, peak RSS and log growth.
-tests/test_fuzz.py runs a few thousand inputs; this script is for the full million.
+tests/attacks/test_fuzz.py runs a few thousand inputs; this script is for the full million.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.killloop import run_uplink
+from tests.support.killloop import run_uplink
 
 
 def main() -> int:

@@ -3,10 +3,10 @@
     flock /tmp/moneyd-bench.lock python3 bench/uplinks.py [--uplinks eth,xrp] [--packets 1000] [--reps 3]
                                                           [--directions out,in] [--profile DIR]
 
-The parents are the ones the tests run (tests/test_eth_uplink.py, tests/test_xrp_uplink.py):
-- ETH: ganache with the Unidirectional contract (tests/ethfixture.py) and a JS ilp-connector whose child account
+The parents are the ones the tests run (tests/uplinks/eth/test_uplink.py, tests/uplinks/xrp/test_uplink.py):
+- ETH: ganache with the Unidirectional contract (tests/support/ethfixture.py) and a JS ilp-connector whose child account
   runs ilp-plugin-ethereum 3.0.0-beta.20 in role server (tests/js/eth-parent-connector.js);
-- XRP: the XRPL emulator (tests/xrpl_emulator) and a JS ilp-connector with ilp-plugin-xrp-asym-server 1.8.1
+- XRP: the XRPL emulator (tests/support/xrpl_emulator) and a JS ilp-connector with ilp-plugin-xrp-asym-server 1.8.1
   (tests/js/xrp-parent-connector.js).
 Our side is `moneyd ETH:start` on 127.0.0.1:7768, configured by `moneyd ETH:configure` as a user would.
 
@@ -40,12 +40,12 @@ BENCH = Path(__file__).resolve().parent
 # This file's name would hide the uplinks package: import from the project root, not from bench/.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH)]
 
-from tests.jsnode import NodeRunner, free_port  # noqa: E402
+from tests.support.jsnode import NodeRunner, free_port  # noqa: E402
 
 PORT = 7768  # moneyd's port, as every bench/ script uses (run them under flock /tmp/moneyd-bench.lock)
 
 GWEI_PER_ETH = 10**9
-ETH_US, ETH_PARENT = 3, 4  # ganache accounts, as in tests/test_eth_uplink.py
+ETH_US, ETH_PARENT = 3, 4  # ganache accounts, as in tests/uplinks/eth/test_uplink.py
 
 
 class Moneyd:
@@ -170,7 +170,7 @@ def both_ways(m: Moneyd, node: NodeRunner, parent_pid: int, apps_url: Callable[[
 
 
 def bench_eth(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
-    from tests.ethfixture import _start
+    from tests.support.ethfixture import _start
 
     runner, ganache = _start()
     node = NodeRunner()
@@ -200,7 +200,7 @@ def bench_eth(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
 def bench_xrp(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
     from xrpl.wallet import Wallet
 
-    from tests.xrpl_emulator.server import XrplEmulator
+    from tests.support.xrpl_emulator.server import XrplEmulator
 
     emu = XrplEmulator(close_interval=0.2).start()
     node = NodeRunner()
@@ -221,7 +221,7 @@ def bench_xrp(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
         if done.returncode != 0:
             raise SystemExit(f"xrp:configure failed:\n{done.stderr}")
         m.start("xrp", args.profile / "xrp.prof" if args.profile else None)
-        max_packet = 10**6  # scale 9: a packet of 0.001 XRP, as tests/test_xrp_uplink.py sends them
+        max_packet = 10**6  # scale 9: a packet of 0.001 XRP, as tests/uplinks/xrp/test_uplink.py sends them
         return both_ways(m, node, parent.proc.pid, lambda name: f"btp+ws://{name}:secret-{name}@127.0.0.1:{apps}",
                          max_packet * args.packets, max_packet, args)
     finally:

@@ -30,7 +30,7 @@ class AmountText:
             raise AmountError(f"the amount is in {self.code.upper()}, but this moneyd's asset is {asset_code}")
         units = self.value.scaleb(asset_scale)
         if units != units.to_integral_value():
-            raise AmountError(f"{self.value} {asset_code} has more decimals than the asset's scale ({asset_scale}) allows")
+            raise AmountError(f"{self.value:f} {asset_code} has more decimals than the asset's scale ({asset_scale}) allows")
         return int(units)
 
     def describe(self, base_units: int, asset_code: str, asset_scale: int) -> str:

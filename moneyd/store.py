@@ -16,6 +16,8 @@ from typing import Any
 
 import platformdirs
 
+from .errors import MoneydError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     namespace TEXT NOT NULL,
@@ -43,7 +45,7 @@ def default_data_dir() -> Path:
         raise StoreError(str(e)) from None
 
 
-class StoreError(Exception):
+class StoreError(MoneydError):
     """The state database cannot be opened or written; the message names it and says what to do."""
 
 

@@ -138,7 +138,7 @@ def test_receiver_urls() -> None:
 
 
 async def test_unreachable_receiver() -> None:
-    from tests.jsnode import free_port
+    from tests.support.jsnode import free_port
 
     with pytest.raises(SpspError, match="cannot query"):
         await SpspClient(timeout=5).query(f"http://127.0.0.1:{free_port()}/")

@@ -1,4 +1,4 @@
-// The JS side of tests/test_xrp_oracle.py: computes, with the code the asym server and moneyd-uplink-xrp run,
+// The JS side of tests/uplinks/xrp/test_oracle.py: computes, with the code the asym server and moneyd-uplink-xrp run,
 // the values our uplinks/xrp computes. JSON lines in: {"op": ..., ...}; out: {"event": "r", "ok": true, "value": ...}.
 //
 // ed25519 comes from Node's crypto and ripple-keypairs (elliptic), never sodium-universal: without the native

@@ -1,10 +1,10 @@
-"""Both ends of a stream closing at once, through two real Connections (tests/stream_harness.py)."""
+"""Both ends of a stream closing at once, through two real Connections (tests/support/stream_harness.py)."""
 
 from __future__ import annotations
 
 from moneyd.stream.events import StreamClosed
 from moneyd.stream.packet import ErrorCode
-from tests.stream_harness import make_pair
+from tests.support.stream_harness import make_pair
 
 
 def test_each_end_hears_of_a_stream_closed_from_both_sides_at_once() -> None:

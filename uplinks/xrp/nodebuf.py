@@ -5,7 +5,7 @@ address such as ``g.example.alice``: not base64 at all. Node decodes it anyway (
 alphabet, stops at ``=``, accepts both the standard and URL-safe alphabets, truncates UTF-16 code units to their
 low byte and sizes the output from the string length), so our ``channel_signature`` must sign exactly those bytes
 or the server refuses our channel. This is a port of Node 20's decoder (``lib/buffer.js`` ``base64ByteLength`` and
-``src/base64-inl.h``), checked against node itself in tests/test_xrp_oracle.py.
+``src/base64-inl.h``), checked against node itself in tests/uplinks/xrp/test_oracle.py.
 """
 
 from __future__ import annotations

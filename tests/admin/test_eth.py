@@ -1,0 +1,59 @@
+"""The admin API's view of the ETH uplink (JS ilp-connector + ilp-plugin-ethereum parent on ganache): both
+channels read from the live claim book, in base units (gwei), moving with payments each way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from moneyd.admin import snapshot
+from moneyd.admin.snapshot import LinkWatch
+from moneyd.store import Store
+from tests.support.ethfixture import Ganache
+from tests.support.jsnode import NodeRunner
+from tests.uplinks.eth.test_uplink import (
+    CHANNEL,
+    GWEI,
+    _linked,
+    _received,
+    start_parent,
+    start_router,
+    until,
+    uplink_for,
+)
+from uplinks.eth.claims import channel_id_hex
+
+
+async def test_eth_channels_in_the_uplink_facts(node: NodeRunner, ganache: Ganache, tmp_path: Path) -> None:
+    _parent, eport, aport = await start_parent(node, ganache)
+    store = Store(tmp_path / "moneyd.sqlite")
+    uplink = uplink_for(ganache, store, eport)
+    router = await start_router(tmp_path, uplink, store)
+    try:
+        await until(lambda: _linked(uplink), what="the parent's channel to us")
+        facts = snapshot.uplink_facts(router, LinkWatch())
+        assert facts is not None and facts["type"] == "eth" and facts["connected"] is True
+        assert facts["settlement"] == {"ledger": "eth", "server": ganache.url}
+        ours = facts["channels"]["ours"]
+        assert uplink.book.outgoing is not None
+        assert ours["id"] == channel_id_hex(uplink.book.outgoing.channel_id)
+        assert (int(ours["capacity"]), int(ours["claimed"])) == (CHANNEL // GWEI, 0)
+
+        apps = node.start("app-pair.js", f"btp+ws://:xa@127.0.0.1:{router.server.port}", f"btp+ws://:xb@127.0.0.1:{aport}")
+        await apps.event("ready", timeout=30)
+        apps.send({"cmd": "ping", "amount": 4321})
+        assert (await apps.event("ping"))["ok"] is True
+        back = node.start("app-pair.js", f"btp+ws://:xb2@127.0.0.1:{aport}", f"btp+ws://:xa2@127.0.0.1:{router.server.port}")
+        await back.event("ready", timeout=30)
+        back.send({"cmd": "ping", "amount": 777})
+        assert (await back.event("ping"))["ok"] is True
+        await until(lambda: _received(uplink, 777), what="the parent's claim")
+
+        facts = snapshot.uplink_facts(router, LinkWatch())
+        assert facts is not None
+        ours, theirs = facts["channels"]["ours"], facts["channels"]["theirs"]
+        assert int(ours["claimed"]) == 4321 and int(ours["left"]) == CHANNEL // GWEI - 4321
+        assert theirs["id"] == channel_id_hex(uplink.book.incoming_channel)  # type: ignore[arg-type]
+        assert int(theirs["claimed"]) == 777 and theirs["capacity"] is None  # the book does not keep their deposit
+    finally:
+        await router.stop()
+        store.close()

@@ -1,0 +1,1 @@
+"""Tests of moneyd/btp/: the BTP connection and transport, and ILP over BTP."""

@@ -1,0 +1,1 @@
+"""Tests of the shipped uplinks (uplinks/), one package each."""
