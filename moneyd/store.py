@@ -16,6 +16,11 @@ from typing import Any
 
 import platformdirs
 
+from .config import user_dir
+from .errors import ConfigError, StoreError
+
+__all__ = ["Store", "StoreError", "default_data_dir"]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     namespace TEXT NOT NULL,
@@ -32,8 +37,6 @@ CREATE TABLE IF NOT EXISTS account_tokens (
 
 def default_data_dir() -> Path:
     """``MONEYD_DATA_DIR`` if set, else the platform's user data dir (e.g. ~/.local/share/moneyd)."""
-    from .config import ConfigError, user_dir
-
     env = os.environ.get("MONEYD_DATA_DIR")
     if env:
         return Path(env)
@@ -41,10 +44,6 @@ def default_data_dir() -> Path:
         return user_dir(platformdirs.user_data_dir("moneyd", appauthor=False), "MONEYD_DATA_DIR")
     except ConfigError as e:
         raise StoreError(str(e)) from None
-
-
-class StoreError(Exception):
-    """The state database cannot be opened or written; the message names it and says what to do."""
 
 
 class Store:

@@ -112,7 +112,7 @@ def format_amount(units: int, scale: int, code: str) -> str:
 def serve(settings: RouterSettings, testnet: bool, quiet: bool, make_uplink: Callable[[Store], Uplink]) -> typer.Exit:
     """Run moneyd with the uplink ``make_uplink`` builds (given the store), until it stops; the caller raises the
     returned exit. ``settings`` come from :func:`server_options`."""
-    from .app import run
+    from .runtime import run
     from .store import Store
 
     store = Store.open_default(testnet)

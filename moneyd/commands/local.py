@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         log_format: str = LOG_FORMAT,
     ) -> None:
         """Run moneyd with no uplink: local apps get addresses under ADDRESS.local and can pay each other."""
-        from ..app import run
+        from ..runtime import run
         from ..store import Store
         from ..wire.address import is_valid_address
 
