@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -245,17 +245,20 @@ def start_command(ctx: typer.Context, router: RouterOptions) -> None:
                    f"or set {SECRET_ENV}")
     if wallet_for_quiet(secret) != section["address"]:
         raise fail(f"the secret does not belong to {section['address']}; run `moneyd xrp:configure --force`")
-    xrp_settings = XrpSettings(
-        parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
-        xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
-        channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
     # Advanced, hand-edited: seconds between claim submissions and channel checks on the ledger.
+    knobs: dict[str, float] = {}
     for knob in ("claim_interval", "watch_interval"):
         value = section.get(knob)
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
-            setattr(xrp_settings, knob, float(value))
+            knobs[knob] = float(value)
+    xrp_settings = XrpSettings(
+        parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
+        xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
+        channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
+    xrp_settings = replace(xrp_settings, claim_interval=knobs.get("claim_interval", xrp_settings.claim_interval),
+                           watch_interval=knobs.get("watch_interval", xrp_settings.watch_interval))
 
     def uplink(store: Store) -> XrpUplink:
         try:

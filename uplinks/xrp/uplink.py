@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xrpl.wallet import Wallet
@@ -68,11 +68,14 @@ log = logging.getLogger("moneyd.uplink.xrp")
 STORE_NAMESPACE = "xrp"
 
 
-@dataclass
+@dataclass(frozen=True)
 class XrpSettings:
+    """What an XRP uplink is configured with: the parent, our account name there, our secret (family seed), the
+    XRP server, the channel amount, then tunables. The book's balance limits are its own (``BalanceSettings``)."""
+
     parent: str  # host[:port] (btp+wss), or btp+ws(s)://host[:port] to choose the scheme
     name: str
-    secret: str
+    secret: str = field(repr=False)
     xrp_server: str
     channel_drops: int = DEFAULT_FUND_DROPS
     scale: int = 9
