@@ -15,11 +15,12 @@ command runs.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import re
 import sys
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_API_PORT", "ALLOW_EXTENSIONS", "ALLOW_ORIGIN", "DEFAULT_ADMIN_API_PORT", "HOST", "LOG_FORMAT", "LOG_LEVEL",
-    "PORT", "QUIET", "RouterOptions", "admin_port", "ask", "configured", "fail", "format_amount", "load_config",
+    "PORT", "QUIET", "RouterOptions", "admin_port", "ask", "configured", "fail", "format_amount", "installed", "load_config",
     "load_secret", "read_secret_file", "register_missing", "router_command", "serve", "server_options",
 ]
 
@@ -225,6 +226,17 @@ def serve(settings: RouterSettings, testnet: bool, quiet: bool, make_uplink: Cal
     store = Store.open_default(testnet)
     uplink = make_uplink(store)
     return typer.Exit(run(settings, store, uplink, quiet=quiet))
+
+
+def installed(app: typer.Typer, uplink: str, commands: Iterable[str], needs: Mapping[str, str]) -> bool:
+    """True when every library in ``needs`` (module name to pip requirement) is installed, without importing any;
+    otherwise ``uplink``'s ``commands`` are registered as stand-ins saying how to install them all (the libraries
+    are moneyd dependencies: missing means a broken install) and this is False."""
+    if all(importlib.util.find_spec(module) is not None for module in needs):
+        return True
+    requirements = " ".join(f"'{r}'" for r in needs.values())
+    register_missing(app, uplink, commands, f"{sys.executable} -m pip install {requirements}")
+    return False
 
 
 def register_missing(app: typer.Typer, uplink: str, commands: Iterable[str], fix: str) -> None:

@@ -1,5 +1,6 @@
 """Every command that runs the router (``local``, each ``NAME:start``) takes the same router options, declared once
-in moneyd.uplink_cli (``router_command``), and a third-party uplink's start command gets them the same way."""
+in moneyd.uplink_cli (``router_command``), and a third-party uplink's start command gets them the same way; an
+uplink whose library is missing gets stand-ins saying how to install it (``installed``)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,14 @@ def test_a_plugin_start_command_gets_router_options(tmp_path: Path) -> None:
     out = runner.invoke(app, ["mine:start", "--log-level", "loud"])
     assert out.exit_code == 2 and "--log-level" in out.output and "use one of" in out.output
     assert "--allow-origin" in runner.invoke(app, ["mine:start", "--help"]).output
+
+
+def test_an_uplink_whose_library_is_missing_gets_stand_ins() -> None:
+    from moneyd.uplink_cli import installed
+
+    app = typer.Typer()
+    assert installed(app, "ok", ["start"], {"typer": "typer"})  # nothing registered: the plugin registers its own
+    assert not installed(app, "acme", ["start", "info"], {"typer": "typer", "acme_chain_lib_not_here": "acme-chain>=2"})
+    out = CliRunner().invoke(app, ["acme:info", "--anything"])
+    assert out.exit_code == 1 and out.output.endswith("-m pip install 'typer' 'acme-chain>=2'\n"), out.output
+    assert "acme:start" in CliRunner().invoke(app, ["--help"]).output

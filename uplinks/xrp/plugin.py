@@ -5,12 +5,9 @@ Importing this module must stay cheap (no heavy chain libraries): the CLI import
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import typer
 
-from moneyd.uplink_cli import register_missing
+from moneyd.uplink_cli import installed
 
 COMMANDS = ("configure", "start", "info", "topup", "cleanup")
 
@@ -21,13 +18,10 @@ class XRPUplinkPlugin:
 
     def register_commands(self, app: typer.Typer) -> None:
         # The command bodies need xrpl-py; register light wrappers that import it only when one runs.
-        if importlib.util.find_spec("xrpl") is None:
-            # xrpl-py is a moneyd dependency: missing means a broken install, and this says how to mend it.
-            register_missing(app, "xrp", COMMANDS, f"{sys.executable} -m pip install 'xrpl-py>=5.2,<6'")
-            return
-        from .commands import register
+        if installed(app, "xrp", COMMANDS, {"xrpl": "xrpl-py>=5.2,<6"}):
+            from .commands import register
 
-        register(app)
+            register(app)
 
 
 plugin = XRPUplinkPlugin()
