@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..btp.parent import without_token
 from ..uplink import ChannelView
 
 if TYPE_CHECKING:
@@ -143,16 +144,8 @@ def uplink_facts(router: Router, watch: LinkWatch) -> dict[str, Any] | None:
         "type": kind,
         "connected": connected,
         "since": watch.since,
-        "parent": _without_token(parent) if isinstance(parent, str) else None,
+        "parent": without_token(parent) if isinstance(parent, str) else None,
         "failure": up.failure,
         "settlement": {"ledger": settles, "server": server},
         "channels": {"ours": ours, "theirs": theirs},
     }
-
-
-def _without_token(url: str) -> str:
-    head, sep, tail = url.partition("@")
-    if not sep:
-        return url
-    scheme, _, cred = head.partition("://")
-    return f"{scheme}://{cred.split(':')[0]}:***@{tail}"
