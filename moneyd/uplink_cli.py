@@ -15,13 +15,14 @@ command runs.
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import inspect
 import re
 import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_API_PORT", "ALLOW_EXTENSIONS", "ALLOW_ORIGIN", "DEFAULT_ADMIN_API_PORT", "HOST", "LOG_FORMAT", "LOG_LEVEL",
-    "PORT", "QUIET", "RouterOptions", "admin_port", "ask", "configured", "fail", "format_amount", "installed", "load_config",
-    "load_secret", "read_secret_file", "register_missing", "router_command", "serve", "server_options",
+    "PORT", "QUIET", "CommandsPlugin", "RouterOptions", "admin_port", "ask", "configured", "fail", "format_amount",
+    "installed", "load_config", "load_secret", "read_secret_file", "register_missing", "router_command", "serve",
+    "server_options",
 ]
 
 DEFAULT_ADMIN_API_PORT = 7769
@@ -226,6 +228,24 @@ def serve(settings: RouterSettings, testnet: bool, quiet: bool, make_uplink: Cal
     store = Store.open_default(testnet)
     uplink = make_uplink(store)
     return typer.Exit(run(settings, store, uplink, quiet=quiet))
+
+
+@dataclass(frozen=True)
+class CommandsPlugin:
+    """An uplink plugin (:class:`moneyd.uplink.UplinkPlugin`) whose commands live in ``commands``, a module with
+    ``register(app)`` imported only when the CLI registers them, and need the libraries ``needs`` (module name to
+    pip requirement; when one is missing, ``stand_ins`` say how to install it instead). Cheap to import, as the
+    CLI imports every plugin at startup."""
+
+    name: str
+    summary: str
+    commands: str
+    needs: Mapping[str, str] = field(default_factory=dict)
+    stand_ins: tuple[str, ...] = ()
+
+    def register_commands(self, app: typer.Typer) -> None:
+        if installed(app, self.name, self.stand_ins, self.needs):
+            importlib.import_module(self.commands).register(app)
 
 
 def installed(app: typer.Typer, uplink: str, commands: Iterable[str], needs: Mapping[str, str]) -> bool:

@@ -69,3 +69,16 @@ def test_an_uplink_whose_library_is_missing_gets_stand_ins() -> None:
     out = CliRunner().invoke(app, ["acme:info", "--anything"])
     assert out.exit_code == 1 and out.output.endswith("-m pip install 'typer' 'acme-chain>=2'\n"), out.output
     assert "acme:start" in CliRunner().invoke(app, ["--help"]).output
+
+
+def test_a_commands_plugin_imports_its_commands_only_with_its_libraries() -> None:
+    from moneyd.uplink import UplinkPlugin
+    from moneyd.uplink_cli import CommandsPlugin
+
+    plugin = CommandsPlugin("acme", "an uplink", "acme_commands_module_not_here", needs={"acme_lib_not_here": "acme"},
+                            stand_ins=("start",))
+    assert isinstance(plugin, UplinkPlugin)
+    app = typer.Typer()
+    plugin.register_commands(app)  # the commands module is never imported: the library is missing
+    out = CliRunner().invoke(app, ["acme:start"])
+    assert out.exit_code == 1 and "acme:start needs a library this install lacks" in out.output

@@ -1,27 +1,14 @@
 """The XRP uplink's commands (`xrp:configure`, `xrp:start`, `xrp:info`, `xrp:topup`, `xrp:cleanup`).
 
-Importing this module must stay cheap (no heavy chain libraries): the CLI imports every plugin at startup.
+Importing this module must stay cheap (no heavy chain libraries): the CLI imports every plugin at startup. The
+command bodies need xrpl-py; they are imported only when the commands are registered.
 """
 
 from __future__ import annotations
 
-import typer
-
-from moneyd.uplink_cli import installed
+from moneyd.uplink_cli import CommandsPlugin
 
 COMMANDS = ("configure", "start", "info", "topup", "cleanup")
 
-
-class XRPUplinkPlugin:
-    name = "xrp"
-    summary = "uplink to a parent over XRP payment channels"
-
-    def register_commands(self, app: typer.Typer) -> None:
-        # The command bodies need xrpl-py; register light wrappers that import it only when one runs.
-        if installed(app, "xrp", COMMANDS, {"xrpl": "xrpl-py>=5.2,<6"}):
-            from .commands import register
-
-            register(app)
-
-
-plugin = XRPUplinkPlugin()
+plugin = CommandsPlugin("xrp", "uplink to a parent over XRP payment channels", "uplinks.xrp.commands",
+                        needs={"xrpl": "xrpl-py>=5.2,<6"}, stand_ins=COMMANDS)
