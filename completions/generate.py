@@ -12,13 +12,14 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))  # this checkout's moneyd, not an installed one
 
+from moneyd.cli import command  # noqa: E402
 from moneyd.completion import script  # noqa: E402
 
 SHELLS = {"bash": "moneyd.bash", "zsh": "_moneyd", "fish": "moneyd.fish"}
 
 
 def generate(shell: str) -> str:
-    return script(shell)
+    return script(shell, command())
 
 
 def main() -> None:

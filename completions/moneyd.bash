@@ -31,14 +31,14 @@ _moneyd() {
     else
         case "$cmd" in
         help) opts="-h --help --config --testnet"; subs="" ;;
-        local) opts="--host --port --address --asset-code --asset-scale --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
+        local) opts="--address --asset-code --asset-scale --host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
         pay) opts="--via --max-slippage --timeout --json --max-packet-amount -h --help --config --testnet"; subs="" ;;
         receive) opts="--host --port --via --json -h --help --config --testnet"; subs="" ;;
         status) opts="--json --token --admin-api-port -h --help --config --testnet"; subs="" ;;
         btp:configure) opts="--parent --force -f --insecure -h --help --config --testnet"; subs="" ;;
-        btp:start) opts="--host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format --wait-for-parent -h --help --config --testnet"; subs="" ;;
+        btp:start) opts="--wait-for-parent --host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
         eth:configure) opts="--parent --provider --contract --name --channel-amount --key-file --force -f --advanced -h --help --config --testnet"; subs="" ;;
-        eth:start) opts="--host --port --allow-origin --unsafe-allow-extensions --claim-on-close --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
+        eth:start) opts="--claim-on-close --host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
         eth:info) opts="--json -h --help --config --testnet"; subs="" ;;
         eth:topup) opts="--amount -h --help --config --testnet"; subs="" ;;
         eth:cleanup) opts="--no-request --wait -h --help --config --testnet"; subs="" ;;

@@ -56,10 +56,8 @@ def _opts(command: Any) -> list[Opt]:
     return found
 
 
-def tree() -> Cmd:
-    from .cli import command
-
-    group = command()
+def tree(group: Any) -> Cmd:
+    """The commands and options of ``group`` (moneyd's click group, ``moneyd.cli.command()``)."""
     root = Cmd("moneyd", "", _opts(group))
     for name, cmd in group.commands.items():
         if getattr(cmd, "hidden", False):
@@ -71,10 +69,11 @@ def tree() -> Cmd:
     return root
 
 
-def script(shell: str) -> str:
+def script(shell: str, group: Any) -> str:
+    """The completion script for ``shell`` covering ``group``, moneyd's click group (``moneyd.cli.command()``)."""
     if shell not in SHELLS:
         raise ValueError(f"no completion for {shell!r}: choose one of {', '.join(SHELLS)}")
-    return {"bash": _bash, "zsh": _zsh, "fish": _fish}[shell](tree())
+    return {"bash": _bash, "zsh": _zsh, "fish": _fish}[shell](tree(group))
 
 
 # -- bash ---------------------------------------------------------------------------------------------------------
@@ -244,9 +243,9 @@ def _fish(root: Cmd) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("completion")
-    def completion(shell: str = typer.Argument(..., metavar="SHELL", help="bash, zsh or fish.")) -> None:
+    def completion(ctx: typer.Context, shell: str = typer.Argument(..., metavar="SHELL", help="bash, zsh or fish.")) -> None:
         """Print the completion script for SHELL (bash, zsh or fish); its first lines say how to install it."""
         try:
-            typer.echo(script(shell), nl=False)
+            typer.echo(script(shell, ctx.find_root().command), nl=False)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="SHELL") from None

@@ -17,6 +17,7 @@ from typing import Any
 import platformdirs
 
 from .errors import ConfigError
+from .problems import explain_os_error
 
 __all__ = ["VERSION", "Config", "ConfigError", "default_path", "is_js_config", "not_configured", "user_dir"]
 
@@ -76,8 +77,6 @@ class Config:
         self.data["version"] = VERSION
 
     def save(self) -> None:
-        from .problems import explain_os_error
-
         try:
             self._write()
         except OSError as e:

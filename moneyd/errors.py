@@ -7,7 +7,7 @@ can meet, such as a ledger's or a chain's refusals), so a caller catches one nam
 
 from __future__ import annotations
 
-__all__ = ["ClaimRejected", "ConfigError", "InsufficientCapacity", "MoneydError", "ProtocolError"]
+__all__ = ["ClaimRejected", "ConfigError", "InsufficientCapacity", "MoneydError", "ProtocolError", "StoreError"]
 
 
 class MoneydError(Exception):
@@ -17,6 +17,10 @@ class MoneydError(Exception):
 class ConfigError(MoneydError, ValueError):
     """The config file, or a value configured in it or given on the command line, cannot be used; the message
     names the file or the value and the problem."""
+
+
+class StoreError(MoneydError):
+    """The state database cannot be opened or written; the message names it and says what to do."""
 
 
 class ProtocolError(MoneydError):

@@ -7,7 +7,8 @@ or full disk, a missing home, a directory where a file should be) ever ends in a
 from __future__ import annotations
 
 import errno
-import sqlite3
+
+from .errors import ConfigError, StoreError
 
 WHERE = "choose another place with -c/--config (the config file) or MONEYD_DATA_DIR (moneyd's state)"
 
@@ -27,8 +28,7 @@ def explain_os_error(e: OSError, path_hint: object = None) -> str:
 
 
 def explain(e: BaseException) -> str:
-    from .config import ConfigError
-    from .store import StoreError
+    import sqlite3  # here, not at the top: config imports this module, and the CLI starts without sqlite3
 
     if isinstance(e, ConfigError | StoreError):
         return str(e)

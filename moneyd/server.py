@@ -27,7 +27,7 @@ from .btp import ilplink
 from .btp.connection import BtpConnection, ConnectionClosed, error_frame
 from .btp.transport import Link, LinkLimits, WsLink, server_protocol
 from .handlers import IncomingHandler
-from .logutil import RateLimitedLog
+from .loglimit import RateLimitedLog
 from .store import Store
 from .wire import btp, ilp
 from .wire.address import is_valid_segment

@@ -16,7 +16,10 @@ from typing import Any
 
 import platformdirs
 
-from .errors import MoneydError
+from .config import user_dir
+from .errors import ConfigError, StoreError
+
+__all__ = ["Store", "StoreError", "default_data_dir"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -34,8 +37,6 @@ CREATE TABLE IF NOT EXISTS account_tokens (
 
 def default_data_dir() -> Path:
     """``MONEYD_DATA_DIR`` if set, else the platform's user data dir (e.g. ~/.local/share/moneyd)."""
-    from .config import ConfigError, user_dir
-
     env = os.environ.get("MONEYD_DATA_DIR")
     if env:
         return Path(env)
@@ -43,10 +44,6 @@ def default_data_dir() -> Path:
         return user_dir(platformdirs.user_data_dir("moneyd", appauthor=False), "MONEYD_DATA_DIR")
     except ConfigError as e:
         raise StoreError(str(e)) from None
-
-
-class StoreError(MoneydError):
-    """The state database cannot be opened or written; the message names it and says what to do."""
 
 
 class Store:

@@ -45,6 +45,28 @@ class UplinkBalance:
     details: Mapping[str, int | str | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelView:
+    """One payment channel as status pages show it, in base units: what it holds (``capacity``), what the best
+    claim on it promises (``claimed``) and what the ledger has paid out of it (``on_ledger``); None: not known."""
+
+    channel_id: str
+    capacity: int | None
+    claimed: int | None
+    on_ledger: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementFacts:
+    """How an uplink settles, for status pages: the ledger (``xrp``, ``eth`` …), the server it reads it through,
+    and both payment channels (ours to the parent, the parent's to us; None: none yet)."""
+
+    ledger: str
+    server: str | None
+    ours: ChannelView | None = None
+    theirs: ChannelView | None = None
+
+
 class Uplink(abc.ABC):
     """One link to a parent connector. Implementations own their I/O, their balance with the parent and its
     settlement (the router owns routing and reads the balance through ``balance()``)."""
@@ -86,6 +108,11 @@ class Uplink(abc.ABC):
     def balance(self) -> UplinkBalance | None:
         """The balance with the parent as this uplink's book keeps it; None when it keeps none (plain BTP: the
         parent alone keeps it). Cheap and synchronous: status pages may call it often."""
+        return None
+
+    def settlement(self) -> SettlementFacts | None:
+        """The ledger and payment channels this uplink settles over; None when it settles nothing (plain BTP).
+        Cheap and synchronous, like ``balance()``."""
         return None
 
     @abc.abstractmethod

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from moneyd.app import Router, RouterSettings, StartupError, serve_until_signalled
+from moneyd.app import Router, RouterSettings, StartupError
 from moneyd.btp import connect
+from moneyd.runtime import serve_until_signalled
 from moneyd.store import Store
 from moneyd.uplink import Uplink, UplinkBalance
 from moneyd.wire import btp, ildcp, ilp

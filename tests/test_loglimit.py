@@ -1,11 +1,12 @@
-"""The log stays bounded whatever a client does (moneyd.loglimit)."""
+"""The log stays bounded whatever a client does (moneyd.loglimit: LogLimit on the handler, RateLimitedLog at the call
+site, one budget rule)."""
 
 from __future__ import annotations
 
 import io
 import logging
 
-from moneyd.loglimit import LogLimit
+from moneyd.loglimit import Budgets, LogLimit, RateLimitedLog
 
 
 class Clock:
@@ -62,3 +63,28 @@ def test_kinds_are_bounded() -> None:
     for i in range(5000):
         log.info(f"formatted by the caller {i}")  # what a careless library does
     assert len(out.getvalue().splitlines()) <= 1000 + 3
+
+
+def test_a_call_site_kind_has_the_same_budget() -> None:
+    clock = Clock()
+    log, out = logger_with_limit(Clock())  # a LogLimit on the handler too, as moneyd runs
+    limited = RateLimitedLog(log, Budgets(burst=2, per_minute=1, clock=clock))
+    written = [limited.warning("malformed", "%s: malformed BTP frame (%s)", f"app {i}", "x") for i in range(1000)]
+    assert written[:2] == [True, True] and not any(written[2:])
+    assert limited.info("handshake", "refused a WebSocket handshake from %s", "127.0.0.1") is True  # another kind
+    clock.now += 60
+    assert limited.warning("malformed", "%s: malformed BTP frame (%s)", "app 9", "late") is True
+    lines = out.getvalue().splitlines()
+    # The handler's LogLimit (burst 3) neither counts these lines again nor takes the counted one for a new kind.
+    assert lines == ["app 0: malformed BTP frame (x)", "app 1: malformed BTP frame (x)",
+                     "refused a WebSocket handshake from 127.0.0.1",
+                     "app 9: malformed BTP frame (late) (998 more like this not logged)"]
+
+
+def test_a_call_site_line_below_the_level_costs_no_budget() -> None:
+    clock = Clock()
+    log, out = logger_with_limit(clock)
+    limited = RateLimitedLog(log, Budgets(burst=1, per_minute=1, clock=clock))
+    assert limited.log(logging.DEBUG, "answer", "answer to an unknown request") is False
+    assert limited.info("answer", "answer to an unknown request") is True
+    assert out.getvalue() == "answer to an unknown request\n"

@@ -1,8 +1,8 @@
 """The one place the admin API reads money state from: balances, limits, the uplink's link and channels.
 
 Balances come from ``Router.accounts()`` (one owner each: the uplink's claim book, the router's count for apps)
-and channel facts from the uplinks' claim books. Uplinks are read by duck typing (``getattr``) so that
-moneyd's core never imports an uplink's libraries, and a third-party uplink shows what it has.
+and channel facts from ``Uplink.settlement()`` (the uplinks' claim books), so moneyd's core never imports an
+uplink, and a third-party uplink shows what it has the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ..btp.parent import without_token
+from ..uplink import ChannelView
 
 if TYPE_CHECKING:
     from ..app import Router
@@ -108,50 +111,16 @@ def adjust_balance(router: Router, account_id: str, diff: int) -> int:
 # -- the uplink's own facts ---------------------------------------------------------------------------------------
 
 
-def _channel(cid: object, capacity: int | None, claimed: int | None, on_ledger: int | None) -> dict[str, Any]:
-    left = None if capacity is None or claimed is None else capacity - claimed
+def _channel(view: ChannelView | None) -> dict[str, Any] | None:
+    if view is None:
+        return None
+    left = None if view.capacity is None or view.claimed is None else view.capacity - view.claimed
 
     def s(v: int | None) -> str | None:
         return None if v is None else str(v)
 
-    return {"id": cid if isinstance(cid, str) else None, "capacity": s(capacity), "claimed": s(claimed),
-            "left": s(left), "on_ledger": s(on_ledger)}
-
-
-def _xrp_channels(up: Any, scale: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
-    book = getattr(up, "book", None)
-    if book is None:
-        return None, None, None
-    from uplinks.xrp.claims import from_drops  # the XRP uplink is running: its modules are loaded already
-
-    ours = theirs = None
-    out, sent = getattr(book, "outgoing", None), getattr(book, "sent", None)
-    if out is not None:
-        ours = _channel(out.channel_id, from_drops(out.amount, scale), sent.amount if sent else 0,
-                        from_drops(out.balance, scale))
-    inc, best = getattr(book, "incoming", None), getattr(book, "best", None)
-    if inc is not None:
-        theirs = _channel(inc.channel_id, from_drops(inc.amount, scale), best.amount if best else 0,
-                          from_drops(inc.balance, scale))
-    settings = getattr(up, "settings", None)
-    return ours, theirs, getattr(settings, "xrp_server", None)
-
-
-def _eth_channels(up: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
-    state = getattr(up, "state", None)
-    book = getattr(state, "book", None)
-    if book is None:
-        return None, None, getattr(up, "provider_url", None)
-    from uplinks.eth.claims import channel_id_hex, wei_to_units
-
-    ours = theirs = None
-    out = getattr(book, "outgoing", None)
-    if out is not None:
-        ours = _channel(channel_id_hex(out.channel_id), wei_to_units(out.value), wei_to_units(out.spent), None)
-    best = getattr(book, "best_incoming", None)
-    if best is not None:
-        theirs = _channel(channel_id_hex(best.channel_id), None, wei_to_units(best.value), None)
-    return ours, theirs, getattr(up, "provider_url", None)
+    return {"id": view.channel_id, "capacity": s(view.capacity), "claimed": s(view.claimed), "left": s(left),
+            "on_ledger": s(view.on_ledger)}
 
 
 def uplink_facts(router: Router, watch: LinkWatch) -> dict[str, Any] | None:
@@ -162,29 +131,21 @@ def uplink_facts(router: Router, watch: LinkWatch) -> dict[str, Any] | None:
     kind = uplink_kind(router)
     connected = uplink_connected(router)
     watch.observe(connected)
-    ours = theirs = ledger = None
+    settles: str | None = None
+    ours = theirs = server = None
     try:
-        if kind == "xrp":
-            ours, theirs, ledger = _xrp_channels(up, router.asset_scale)
-        elif kind == "eth":
-            ours, theirs, ledger = _eth_channels(up)
+        facts = up.settlement()
+        if facts is not None:
+            settles, server, ours, theirs = facts.ledger, facts.server, _channel(facts.ours), _channel(facts.theirs)
     except Exception as e:  # a half-loaded book must not break the status page; say so instead
-        ledger = f"unreadable: {e}"
+        settles, server = kind, f"unreadable: {e}"
     parent = getattr(up, "parent_url", None)
     return {
         "type": kind,
         "connected": connected,
         "since": watch.since,
-        "parent": _without_token(parent) if isinstance(parent, str) else None,
+        "parent": without_token(parent) if isinstance(parent, str) else None,
         "failure": up.failure,
-        "settlement": {"ledger": kind if kind in ("xrp", "eth") else None, "server": ledger},
+        "settlement": {"ledger": settles, "server": server},
         "channels": {"ours": ours, "theirs": theirs},
     }
-
-
-def _without_token(url: str) -> str:
-    head, sep, tail = url.partition("@")
-    if not sep:
-        return url
-    scheme, _, cred = head.partition("://")
-    return f"{scheme}://{cred.split(':')[0]}:***@{tail}"

@@ -28,7 +28,7 @@ from types import CoroutineType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..logutil import RateLimitedLog
+from ..loglimit import RateLimitedLog
 from ..wire import btp, ilp
 from ..wire.btp import ContentType, ProtocolData
 from ..wire.errors import CodecError

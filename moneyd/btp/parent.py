@@ -26,6 +26,15 @@ _HOST_RE: Final = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "[::1]")
 
 
+def without_token(url: str) -> str:
+    """The BTP URL with its token replaced by ``***``, for messages and status pages."""
+    head, sep, tail = url.partition("@")
+    if not sep:
+        return url
+    scheme, _, cred = head.partition("://")
+    return f"{scheme}://{cred.split(':')[0]}:***@{tail}"
+
+
 def btp_token(host: str, name: str, secret: str) -> str:
     """The auth_token the parent at ``host`` expects from account ``name``."""
     inner = hmac.new(PARENT_BTP_HMAC_KEY, (host + name).encode(), hashlib.sha256).digest()

@@ -28,7 +28,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from ..logutil import RateLimitedLog
+from ..loglimit import RateLimitedLog
 
 log = logging.getLogger("moneyd.btp")
 limited = RateLimitedLog(log)

@@ -18,7 +18,7 @@ import typer
 
 from ..admin.files import load_token, runtime_file
 from ..store import default_data_dir
-from .local import DEFAULT_ADMIN_API_PORT
+from ..uplink_cli import DEFAULT_ADMIN_API_PORT
 
 HEALTHY, NOT_RUNNING, UPLINK_DOWN = 0, 1, 2
 

@@ -9,18 +9,11 @@ import typer
 
 from moneyd.config import Config
 from moneyd.uplink_cli import (
-    ADMIN_API_PORT,
-    ALLOW_EXTENSIONS,
-    ALLOW_ORIGIN,
-    HOST,
-    LOG_FORMAT,
-    LOG_LEVEL,
-    PORT,
-    QUIET,
+    RouterOptions,
     fail,
     load_config,
+    router_command,
     serve,
-    server_options,
 )
 
 
@@ -91,20 +84,14 @@ def register(app: typer.Typer) -> None:
         cfg.save()
         typer.echo(f"saved the btp uplink to {cfg.path} (readable only by you)")
 
-    @app.command("btp:start")
+    @router_command(app, "btp:start")
     def start(
         ctx: typer.Context,
-        host: str = HOST,
-        port: int = PORT,
-        allow_origin: str | None = ALLOW_ORIGIN,
-        unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
-        quiet: bool = QUIET,
-        admin_api_port: int | None = ADMIN_API_PORT,
-        log_level: str = LOG_LEVEL,
-        log_format: str = LOG_FORMAT,
         wait_for_parent: float | None = typer.Option(
             None, "--wait-for-parent", min=0, show_default="until it answers",
             help="Seconds to keep trying (with backoff) a parent that does not answer at start; 0: one try."),
+        *,
+        router: RouterOptions,
     ) -> None:
         """Run moneyd with the configured BTP parent as its uplink."""
         from .uplink import BtpUplink
@@ -113,6 +100,6 @@ def register(app: typer.Typer) -> None:
         parent = _parent(ctx, cfg)
         if parent is None:
             raise fail(f"no btp uplink in {cfg.path}; run `{ctx.obj.hint('btp:configure --parent URL')}` first")
-        settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
-        raise serve(settings, ctx.obj.testnet, quiet, lambda _store: BtpUplink(parent, startup_wait=wait_for_parent))
+        raise serve(router.settings(cfg), ctx.obj.testnet, router.quiet,
+                    lambda _store: BtpUplink(parent, startup_wait=wait_for_parent))
 

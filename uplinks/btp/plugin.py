@@ -5,17 +5,6 @@ Importing this module must stay cheap: the CLI imports every plugin at startup.
 
 from __future__ import annotations
 
-import typer
+from moneyd.uplink_cli import CommandsPlugin
 
-
-class BtpUplinkPlugin:
-    name = "btp"
-    summary = "uplink to a parent connector over plain BTP (no settlement)"
-
-    def register_commands(self, app: typer.Typer) -> None:
-        from .commands import register
-
-        register(app)
-
-
-plugin = BtpUplinkPlugin()
+plugin = CommandsPlugin("btp", "uplink to a parent connector over plain BTP (no settlement)", "uplinks.btp.commands")

@@ -14,6 +14,7 @@ from typing import Any
 
 from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpConnection, BtpPeerError, connect
+from moneyd.btp.parent import without_token
 from moneyd.uplink import Uplink
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
@@ -62,7 +63,7 @@ class BtpUplink(Uplink):
             except BtpPeerError as e:
                 raise ConnectionError(f"the parent refused us: {e}") from None
             except (OSError, TimeoutError) as e:
-                why = f"cannot reach the parent at {_safe(self.parent_url)}: {e or type(e).__name__}"
+                why = f"cannot reach the parent at {without_token(self.parent_url)}: {e or type(e).__name__}"
                 if deadline is not None and loop.time() + delay > deadline:
                     raise ConnectionError(why) from None
                 log.warning("%s; trying again in %.1fs (Ctrl-C stops)", why, delay)
@@ -156,12 +157,3 @@ class BtpUplink(Uplink):
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-
-
-def _safe(url: str) -> str:
-    """The URL without its token, for messages."""
-    head, sep, tail = url.partition("@")
-    if not sep:
-        return url
-    scheme, _, cred = head.partition("://")
-    return f"{scheme}://{cred.split(':')[0]}:***@{tail}"

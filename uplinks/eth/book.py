@@ -7,8 +7,9 @@ tracks what the parent has charged (Prepares in flight or fulfilled) against wha
 ``prepare`` returns the claim to send *before* a Prepare when the prepaid credit does not cover it. A reject
 returns the amount to that credit (the server credits its balance back), a fulfill changes nothing.
 
-The I/O layer calls these methods and does what they return: send a claim, store ``snapshot()`` durably
-before acknowledging an incoming claim, claim the best incoming claim on chain.
+The I/O layer calls these methods and does what they return: send a claim, store ``to_json()`` durably
+before acknowledging an incoming claim, claim the best incoming claim on chain. The method names are those of every
+claim book (moneyd.claimbook).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+
+from moneyd import claimbook
+from moneyd.uplink import ChannelView, UplinkBalance
 
 from .claims import (
     MIN_DISPUTE_PERIOD,
@@ -53,7 +57,7 @@ class OutgoingChannel:
         return self.value - self.spent
 
 
-class ClaimBook:
+class ClaimBook(claimbook.ClaimBook[Claim, Claim]):
     def __init__(
         self,
         key: LocalAccount | str | bytes,
@@ -158,7 +162,7 @@ class ClaimBook:
     def receive(self, claim: Claim, channel: ChannelState) -> int:
         """Verify an incoming claim against ``channel`` (fresh from chain); return the base units it credits.
 
-        Raises ClaimRejected and changes nothing when the claim is bad. The caller stores ``snapshot()``
+        Raises ClaimRejected and changes nothing when the claim is bad. The caller stores ``to_json()``
         durably before acknowledging.
         """
         best = self.best_incoming.value if self.best_incoming is not None else None
@@ -199,9 +203,36 @@ class ClaimBook:
         self.incoming_channel = None
         self.best_incoming = None
 
-    # -- durability -----------------------------------------------------------------------------------------
+    # -- status and durability ------------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def uplink_balance(self) -> UplinkBalance:
+        """The prepaid credit (what the parent holds from our claims, not yet charged for a Prepare): the parent
+        keeps a maximum balance of 0 for us, so it never goes below 0. ``details`` (base units, wei where named):
+        ``paid`` by our claims, ``charged`` for our Prepares, ``received`` from the parent's claims,
+        ``outgoing_remaining_wei`` left unpromised in our channel, ``best_incoming_wei`` the parent's best claim."""
+        out, best = self.outgoing, self.best_incoming
+        return UplinkBalance(self.credit(), 0, None, {
+            "paid": self.paid,
+            "charged": self.charged,
+            "received": self.received,
+            "outgoing_channel": channel_id_hex(out.channel_id) if out is not None else None,
+            "outgoing_remaining_wei": out.remaining if out is not None else None,
+            "incoming_channel": channel_id_hex(self.incoming_channel) if self.incoming_channel is not None else None,
+            "best_incoming_wei": best.value if best is not None else None,
+        })
+
+    def channels(self) -> tuple[ChannelView | None, ChannelView | None]:
+        """Ours (value and what our claims promise; the chain pays out only at the end), and the parent's as its
+        best claim shows it (its value is read from chain, not kept here)."""
+        out, best = self.outgoing, self.best_incoming
+        ours = theirs = None
+        if out is not None:
+            ours = ChannelView(channel_id_hex(out.channel_id), wei_to_units(out.value), wei_to_units(out.spent), None)
+        if best is not None:
+            theirs = ChannelView(channel_id_hex(best.channel_id), None, wei_to_units(best.value), None)
+        return ours, theirs
+
+    def to_json(self) -> dict[str, Any]:
         """Everything needed to resume after a crash, as JSON-compatible values (no key material)."""
 
         def claim(c: Claim | None) -> dict[str, str] | None:
@@ -229,14 +260,14 @@ class ClaimBook:
         }
 
     @classmethod
-    def restore(
+    def from_json(
         cls,
         key: LocalAccount | str | bytes,
         data: dict[str, Any],
         *,
         min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD,
     ) -> ClaimBook:
-        """Rebuild a book from ``snapshot()``. A corrupt snapshot raises ProtocolError, never half-loads."""
+        """Rebuild a book from ``to_json()``. A corrupt record raises ProtocolError, never half-loads."""
         try:
             book = cls(key, data["contract"], min_incoming_dispute_period=min_incoming_dispute_period)
 
@@ -263,7 +294,7 @@ class ClaimBook:
             book.best_incoming = claim(data["bestIncoming"])
             book.received = int(data["received"])
         except (KeyError, TypeError, ValueError) as e:
-            raise ProtocolError(f"corrupt ETH claim book snapshot: {e!r}") from None
+            raise ProtocolError(f"corrupt ETH claim book record: {e!r}") from None
         return book
 
     def _our_channel(self) -> OutgoingChannel:

@@ -29,14 +29,7 @@ from moneyd.config import Config, ConfigError
 from moneyd.errors import MoneydError
 from moneyd.secrets import SecretError, SecretStore
 from moneyd.uplink_cli import (
-    ADMIN_API_PORT,
-    ALLOW_EXTENSIONS,
-    ALLOW_ORIGIN,
-    HOST,
-    LOG_FORMAT,
-    LOG_LEVEL,
-    PORT,
-    QUIET,
+    RouterOptions,
     ask,
     configured,
     fail,
@@ -44,8 +37,8 @@ from moneyd.uplink_cli import (
     load_config,
     load_secret,
     read_secret_file,
+    router_command,
     serve,
-    server_options,
 )
 
 if TYPE_CHECKING:
@@ -193,21 +186,15 @@ def register(app: typer.Typer) -> None:
         """Set up the ETH uplink: check the account can fund a channel, keep the key in the OS keyring."""
         configure_command(ctx, parent, provider, contract, name, channel_amount, key_file, force, advanced)
 
-    @app.command("eth:start")
+    @router_command(app, "eth:start")
     def start(
         ctx: typer.Context,
-        host: str = HOST,
-        port: int = PORT,
-        allow_origin: str | None = ALLOW_ORIGIN,
-        unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
         claim_on_close: bool = typer.Option(False, "--claim-on-close", help="Claim what the parent owes us on chain when stopping."),
-        quiet: bool = QUIET,
-        admin_api_port: int | None = ADMIN_API_PORT,
-        log_level: str = LOG_LEVEL,
-        log_format: str = LOG_FORMAT,
+        *,
+        router: RouterOptions,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
-        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, claim_on_close, quiet, admin_api_port, log_level, log_format)
+        start_command(ctx, claim_on_close, router)
 
     @app.command("eth:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON (amounts in wei, as strings).")) -> None:
@@ -289,23 +276,20 @@ def configure_command(
                f"channel ({eth(amount)}) and fees")
 
 
-def start_command(
-    ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool,
-    claim_on_close: bool, quiet: bool, admin_api_port: int | None, log_level: str, log_format: str
-) -> None:
+def start_command(ctx: typer.Context, claim_on_close: bool, router: RouterOptions) -> None:
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
-    settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
+    settings = router.settings(cfg)
     account = load_key(section, ctx.obj.testnet)
-    from .uplink import EthUplink
+    from .uplink import EthSettings, EthUplink
 
     try:
         url = parent_url(section.parent, section.name, key_hex(account))
     except ParentError as e:
         raise fail(str(e)) from None
-    raise serve(settings, ctx.obj.testnet, quiet, lambda store: EthUplink(
-        url, section.provider, account, store, contract=section.contract, channel_amount=section.channel_amount,
-        claim_on_close=claim_on_close))
+    eth_settings = EthSettings(url, section.provider, account, contract=section.contract,
+                               channel_amount=section.channel_amount, claim_on_close=claim_on_close)
+    raise serve(settings, ctx.obj.testnet, router.quiet, lambda store: EthUplink(eth_settings, store))
 
 
 def info_command(ctx: typer.Context, as_json: bool) -> None:

@@ -9,7 +9,8 @@ them all), which goes to the parent as a ``machinomy`` BTP Message (the way the 
 refuses BTP Transfers), and the Prepares follow once the parent has answered it. Claims from the parent are checked
 against the channel as the chain reports it (a read serves the next claims for a few seconds: ``ChannelFacts``),
 stored durably, and only then acknowledged; bad ones are refused with a BTP error and one log line. The state
-(``ClaimBook.snapshot()`` plus what is needed to finish a channel opening) is in the Store under namespace ``eth``, written before any claim leaves and before any claim is acknowledged.
+(``UplinkState``: ``ClaimBook.to_json()`` plus what is needed to finish a channel opening) is in the Store under
+namespace ``eth``, written before any claim leaves and before any claim is acknowledged.
 
 After a crash the Prepares that were in flight are charged in our book whatever became of them, so the prepaid
 credit is never carried over a connection: the handshake, before any Prepare of ours is sent, takes it from the
@@ -38,8 +39,9 @@ from eth_account.signers.local import LocalAccount
 
 from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpConnection, BtpPeerError, ConnectionClosed, RequestRefused
+from moneyd.claimbook import StateSlot
 from moneyd.store import Store
-from moneyd.uplink import UplinkBalance
+from moneyd.uplink import SettlementFacts, UplinkBalance
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
@@ -102,7 +104,7 @@ class UplinkState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "book": self.book.snapshot(),
+            "book": self.book.to_json(),
             "parentAddress": self.parent_address,
             "pendingOpen": self.pending_open,
             "retired": list(self.retired),
@@ -110,21 +112,14 @@ class UplinkState:
         }
 
     @classmethod
-    def load(
-        cls,
-        store: Store,
-        key: str,
-        account: LocalAccount,
-        contract: str,
-        min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD,
+    def from_json(
+        cls, data: dict[str, Any], account: LocalAccount, contract: str, min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD,
+        key: str = "",
     ) -> UplinkState:
-        """The stored state, or a fresh one. A damaged record raises ProtocolError (nothing is overwritten)."""
-        data = store.get(NAMESPACE, key)
-        if data is None:
-            return cls(ClaimBook(account, contract, min_incoming_dispute_period=min_incoming_dispute_period))
-        if not isinstance(data, dict) or not isinstance(data.get("book"), dict):
+        """The state ``to_json`` wrote. A damaged record raises ProtocolError."""
+        if not isinstance(data.get("book"), dict):
             raise ProtocolError(f"the stored ETH uplink state {key!r} is damaged (no claim book)")
-        book = ClaimBook.restore(account, data["book"], min_incoming_dispute_period=min_incoming_dispute_period)
+        book = ClaimBook.from_json(account, data["book"], min_incoming_dispute_period=min_incoming_dispute_period)
         if not same_address(book.contract, contract):
             raise ProtocolError(f"the stored ETH uplink state {key!r} is for contract {book.contract}, not {contract}")
         pending = data.get("pendingOpen")
@@ -136,8 +131,56 @@ class UplinkState:
         return cls(book, parent if isinstance(parent, str) else None, pending, [str(r) for r in retired],
                    int(announced) if isinstance(announced, str) and announced.isdigit() else None)
 
+    @staticmethod
+    def slot(
+        store: Store, key: str, account: LocalAccount, contract: str, min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD
+    ) -> StateSlot[UplinkState]:
+        """Where the state for ``key`` (``state_key``) lives in the Store."""
+        return StateSlot(store, NAMESPACE, key,
+                         lambda data: UplinkState.from_json(data, account, contract, min_incoming_dispute_period, key))
+
+    @classmethod
+    def load(
+        cls, store: Store, key: str, account: LocalAccount, contract: str, min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD
+    ) -> UplinkState:
+        """The stored state, or a fresh one. A damaged record raises ProtocolError (nothing is overwritten)."""
+        stored = cls.slot(store, key, account, contract, min_incoming_dispute_period).load()
+        if stored is not None:
+            return stored
+        return cls(ClaimBook(account, contract, min_incoming_dispute_period=min_incoming_dispute_period))
+
     def save(self, store: Store, key: str) -> None:
+        """Commit ``to_json()`` under ``key`` (as ``slot(...).save``); returns once it is on disk."""
         store.put(NAMESPACE, key, self.to_json())
+
+
+@dataclass(frozen=True)
+class EthSettings:
+    """What an ETH uplink is configured with: the parent (a BTP URL), the Ethereum node, our key, the contract
+    (None: the one known for the chain) and the channel amount, then tunables with the JS plugin's defaults."""
+
+    parent_url: str
+    provider_url: str
+    key: LocalAccount | str | bytes = field(repr=False)
+    contract: str | None = None
+    channel_amount: int = DEFAULT_CHANNEL_WEI  # wei, for each channel we open and each top-up
+    topup_below: int | None = None  # wei left unpromised in our channel that starts a top-up (None: half the amount)
+    auto_topup: bool = True
+    dispute_period: int = DEFAULT_DISPUTE_PERIOD  # blocks, for the channels we open
+    min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD  # blocks, refused below for the parent's channel
+    claim_on_close: bool = False  # claim the parent's channel when moneyd stops
+    watch_interval: float = 60.0
+    claim_attempts: int = 20
+    claim_retry_delay: float = 0.25
+    receipt_timeout: float = 120.0
+    channel_facts_max_age: float = CHANNEL_FACTS_MAX_AGE
+    connect_timeout: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.channel_amount <= 0:
+            raise ConfigError(f"channel amount {self.channel_amount} wei must be positive")
 
 
 @dataclass(slots=True)
@@ -152,54 +195,34 @@ class _Batch:
 class EthUplink(BtpUplink):
     """moneyd's uplink to a parent running ilp-plugin-ethereum (server role)."""
 
-    def __init__(
-        self,
-        parent_url: str,
-        provider_url: str,
-        key: LocalAccount | str | bytes,
-        store: Store,
-        *,
-        contract: str | None = None,
-        channel_amount: int = DEFAULT_CHANNEL_WEI,
-        topup_below: int | None = None,
-        auto_topup: bool = True,
-        dispute_period: int = DEFAULT_DISPUTE_PERIOD,
-        min_incoming_dispute_period: int = MIN_DISPUTE_PERIOD,
-        claim_on_close: bool = False,
-        watch_interval: float = 60.0,
-        claim_attempts: int = 20,
-        claim_retry_delay: float = 0.25,
-        receipt_timeout: float = 120.0,
-        channel_facts_max_age: float = CHANNEL_FACTS_MAX_AGE,
-        connect_timeout: float = 10.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-    ) -> None:
-        super().__init__(parent_url, connect_timeout=connect_timeout, backoff_initial=backoff_initial, backoff_max=backoff_max)
-        if channel_amount <= 0:
-            raise ConfigError(f"channel amount {channel_amount} wei must be positive")
-        self.provider_url = provider_url
-        self.account = as_account(key)
+    def __init__(self, settings: EthSettings, store: Store) -> None:
+        s = settings
+        super().__init__(s.parent_url, connect_timeout=s.connect_timeout, backoff_initial=s.backoff_initial,
+                         backoff_max=s.backoff_max)
+        self.settings = settings
+        self.provider_url = s.provider_url
+        self.account = as_account(s.key)
         self.address: str = self.account.address
         self.store = store
-        self.contract_hint = contract
-        self.channel_amount = channel_amount
-        self.topup_below = channel_amount // 2 if topup_below is None else topup_below
-        self.auto_topup = auto_topup
-        self.dispute_period = dispute_period
-        self.min_incoming_dispute_period = min_incoming_dispute_period
-        self.claim_on_close = claim_on_close
-        self.watch_interval = watch_interval
-        self.claim_attempts = max(1, claim_attempts)
-        self.claim_retry_delay = claim_retry_delay
-        self.receipt_timeout = receipt_timeout
+        self.contract_hint = s.contract
+        self.channel_amount = s.channel_amount
+        self.topup_below = s.channel_amount // 2 if s.topup_below is None else s.topup_below
+        self.auto_topup = s.auto_topup
+        self.dispute_period = s.dispute_period
+        self.min_incoming_dispute_period = s.min_incoming_dispute_period
+        self.claim_on_close = s.claim_on_close
+        self.watch_interval = s.watch_interval
+        self.claim_attempts = max(1, s.claim_attempts)
+        self.claim_retry_delay = s.claim_retry_delay
+        self.receipt_timeout = s.receipt_timeout
         self.chain: EthChain | None = None
         self.state: UplinkState | None = None
+        self.slot: StateSlot[UplinkState] | None = None
         self.key = ""
         self.ready = asyncio.Event()  # set once the handshake on the current connection is done
         self._channel_lock = asyncio.Lock()
         self._incoming_lock = asyncio.Lock()
-        self._incoming_facts = ChannelFacts(channel_facts_max_age)
+        self._incoming_facts = ChannelFacts(s.channel_facts_max_age)
         self._batch: _Batch | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._topup_task: asyncio.Task[None] | None = None
@@ -213,8 +236,8 @@ class EthUplink(BtpUplink):
         return self.state.book
 
     def _persist(self) -> None:
-        assert self.state is not None
-        self.state.save(self.store, self.key)
+        assert self.state is not None and self.slot is not None
+        self.slot.save(self.state)
 
     async def _persist_batched(self) -> _Batch:
         """``_persist`` shared by every Prepare that changed the book in this turn of the event loop: returns once
@@ -263,10 +286,12 @@ class EthUplink(BtpUplink):
         except MoneydError as e:
             raise ConnectionError(str(e)) from None
         self.key = state_key(self.chain.chain_id, self.chain.contract_address, self.address)
+        self.slot = UplinkState.slot(self.store, self.key, self.account, self.chain.contract_address,
+                                     self.min_incoming_dispute_period)
         try:
-            self.state = UplinkState.load(
-                self.store, self.key, self.account, self.chain.contract_address, self.min_incoming_dispute_period
-            )
+            self.state = self.slot.load() or UplinkState(
+                ClaimBook(self.account, self.chain.contract_address,
+                          min_incoming_dispute_period=self.min_incoming_dispute_period))
         except ProtocolError as e:
             await self.chain.close()
             raise ConnectionError(str(e)) from None
@@ -709,23 +734,14 @@ class EthUplink(BtpUplink):
     # -- closing ----------------------------------------------------------------------------------------------
 
     def balance(self) -> UplinkBalance | None:
-        """The book's prepaid credit (what the parent holds from our claims, not yet charged for a Prepare): the
-        parent keeps a maximum balance of 0 for us, so it never goes below 0. ``details`` (base units, wei where
-        named): ``paid`` by our claims, ``charged`` for our Prepares, ``received`` from the parent's claims,
-        ``outgoing_remaining_wei`` left unpromised in our channel, ``best_incoming_wei`` the parent's best claim."""
+        """The book's prepaid credit and its limits (ClaimBook.uplink_balance)."""
+        return self.book.uplink_balance() if self.state is not None else None
+
+    def settlement(self) -> SettlementFacts | None:
         if self.state is None:
-            return None
-        book = self.book
-        out, best = book.outgoing, book.best_incoming
-        return UplinkBalance(book.credit(), 0, None, {
-            "paid": book.paid,
-            "charged": book.charged,
-            "received": book.received,
-            "outgoing_channel": channel_id_hex(out.channel_id) if out is not None else None,
-            "outgoing_remaining_wei": out.remaining if out is not None else None,
-            "incoming_channel": channel_id_hex(book.incoming_channel) if book.incoming_channel is not None else None,
-            "best_incoming_wei": best.value if best is not None else None,
-        })
+            return SettlementFacts("eth", self.provider_url)
+        ours, theirs = self.book.channels()
+        return SettlementFacts("eth", self.provider_url, ours, theirs)
 
     async def close(self) -> None:
         if self._closing and self.chain is None:
@@ -747,4 +763,4 @@ class EthUplink(BtpUplink):
             self.chain = None
 
 
-__all__ = ["DEFAULT_CHANNEL_WEI", "NAMESPACE", "WEI_PER_UNIT", "EthUplink", "UplinkState", "eth", "state_key"]
+__all__ = ["DEFAULT_CHANNEL_WEI", "NAMESPACE", "WEI_PER_UNIT", "EthSettings", "EthUplink", "UplinkState", "eth", "state_key"]

@@ -17,14 +17,19 @@ record at the parent:
   whose record went with the process (``unattributed`` counts such amounts).
 
 The I/O layer calls these methods and does what they return: send a claim, submit one to the ledger, top the
-channel up, store the best incoming claim durably before acknowledging it.
+channel up, store the best incoming claim durably before acknowledging it. The method names are those of every
+claim book (moneyd.claimbook); what is stored is an ``XrpState`` (``to_json`` / ``from_json``), in the keys moneyd
+has always written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final
+
+from moneyd import claimbook
+from moneyd.uplink import ChannelView, UplinkBalance
 
 from .claims import (
     MAX_DROPS,
@@ -89,7 +94,7 @@ class Settlement:
     drops: int
 
 
-class ClaimBook:
+class ClaimBook(claimbook.ClaimBook[Settlement, Claim]):
     def __init__(
         self,
         *,
@@ -246,26 +251,31 @@ class ClaimBook:
             raise ClaimRejected("signature", f"invalid signature on claim for {drops} drops")
         return amount - self.best.amount
 
-    def receive_claim(self, amount: int, signature: bytes) -> int:
+    def receive(self, claim: Claim) -> int:
         """Accept an incoming claim: it becomes the best one and the balance drops by what it adds. Returns that
-        amount; store ``best`` durably before acknowledging the Transfer."""
-        added = self.check_claim(amount, signature)
+        amount; store the state durably before acknowledging the Transfer."""
+        added = self.check_claim(claim.amount, claim.signature)
         if added:
-            self.best = Claim(amount, signature)
+            self.best = claim
             self.money_received(added)
         return added
 
-    def claim_to_submit(self, fee_drops: int, *, force: bool = False) -> Claim | None:
-        """The claim worth a PaymentChannelClaim now: the best one, when it gains more than the ledger holds
-        and the fee is at most ``max_fee`` of the gain (``force`` skips the fee rule: the channel is closing)."""
+    def claimable(self) -> Claim | None:
+        """The best claim, when a PaymentChannelClaim of it would gain more than the ledger holds."""
         if self.incoming is None or self.best.signature is None:
             return None
         gain = self.best.amount - self.claimed
         if gain <= 0 or to_drops(self.best.amount, self.scale) <= self.incoming.balance:
             return None
-        if not force and Fraction(from_drops(fee_drops, self.scale), gain) > self.max_fee:
-            return None
         return self.best
+
+    def should_claim(self, fee_drops: int, *, force: bool = False) -> bool:
+        """Submit ``claimable()`` now: there is one, and the fee is at most ``max_fee`` of its gain (``force`` skips
+        the fee rule: the channel is closing)."""
+        best = self.claimable()
+        if best is None:
+            return False
+        return force or Fraction(from_drops(fee_drops, self.scale), best.amount - self.claimed) <= self.max_fee
 
     def mark_submitted(self, claim: Claim) -> None:
         self.claimed = max(self.claimed, claim.amount)
@@ -292,12 +302,12 @@ class ClaimBook:
     def incoming_rejected(self, amount: int) -> None:
         self.owed -= amount
 
-    def prepare_outgoing(self, amount: int) -> Settlement | None:
+    def prepare(self, amount: int) -> Settlement | None:
         """A Prepare of ``amount`` we are about to send the parent, charged now: the asym server counts what we
         have *prepared*, not what was fulfilled, against our claims (with no bandwidth by default), so a claim
         sent only after fulfills lets a window of packets in flight outrun it (T04). Returns the claim to send
-        before the Prepare when the balance would fall below ``settle_threshold``; call ``outgoing_rejected``
-        if the Prepare is rejected. Raises InsufficientCapacity (changing nothing) when the Prepare needs a
+        before the Prepare when the balance would fall below ``settle_threshold``; call ``rejected`` if the
+        Prepare is rejected. Raises InsufficientCapacity (changing nothing) when the Prepare needs a
         claim our channel cannot hold; BalanceExceeded below ``minimum``."""
         if amount <= 0:
             return None
@@ -318,7 +328,7 @@ class ClaimBook:
         self.credit = self.settings.settle_to
         return settlement
 
-    def outgoing_rejected(self, amount: int) -> None:
+    def rejected(self, amount: int) -> None:
         """Our Prepare of ``amount`` was rejected: the parent no longer counts it."""
         self.credit += amount
 
@@ -344,21 +354,134 @@ class ClaimBook:
         self.credit += amount
         return settlement
 
-    # --- persistence -----------------------------------------------------------------------------------
+    # --- status and persistence ------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """What must survive a restart (JSON-able): the best incoming claim first of all."""
-        return {
-            "incoming_channel": self.incoming.channel_id if self.incoming else None,
-            "best_amount": str(self.best.amount),
-            "best_signature": self.best.signature_hex,
-            "claimed": str(self.claimed),
-            "balance": str(self.balance),
-            "credit": str(self.credit),
-            "owed": str(self.owed),
-        }
+    def uplink_balance(self) -> UplinkBalance:
+        """The balance (what the parent owes us) and its limits. ``details``: ``sent`` our latest claim,
+        ``best_incoming`` the parent's best claim, ``claimed`` what of it is cashed (base units); ``outgoing_drops``
+        / ``incoming_drops`` each channel's capacity and ``..._claimed_drops`` what the ledger paid out of it."""
+        out, inc = self.outgoing, self.incoming
+        return UplinkBalance(self.balance, self.settings.minimum, self.settings.maximum, {
+            "settle_threshold": self.settings.settle_threshold,
+            "settle_to": self.settings.settle_to,
+            "sent": self.sent.amount if self.sent is not None else None,
+            "best_incoming": self.best.amount,
+            "claimed": self.claimed,
+            "outgoing_channel": out.channel_id if out is not None else None,
+            "outgoing_drops": out.amount if out is not None else None,
+            "outgoing_claimed_drops": out.balance if out is not None else None,
+            "incoming_channel": inc.channel_id if inc is not None else None,
+            "incoming_drops": inc.amount if inc is not None else None,
+            "incoming_claimed_drops": inc.balance if inc is not None else None,
+        })
+
+    def channels(self) -> tuple[ChannelView | None, ChannelView | None]:
+        out, inc, scale = self.outgoing, self.incoming, self.scale
+        ours = theirs = None
+        if out is not None:
+            ours = ChannelView(out.channel_id, from_drops(out.amount, scale), self.sent.amount if self.sent else 0,
+                               from_drops(out.balance, scale))
+        if inc is not None:
+            theirs = ChannelView(inc.channel_id, from_drops(inc.amount, scale), self.best.amount,
+                                 from_drops(inc.balance, scale))
+        return ours, theirs
+
+    def to_json(self) -> dict[str, Any]:
+        """What must survive a restart: the best incoming claim first of all (``XrpState`` keys)."""
+        return XrpState.of(self).to_json()
+
+    def restore(self, state: XrpState) -> bool:
+        """Take back what a stored state holds for the parent's channel the book now has: its best claim, when it
+        still verifies, and what of it was claimed. Our side is never restored (``reconcile`` takes it from the
+        parent), nor what the parent owed us (its next claims pay it: ``money_received``). False when the state
+        is of another channel or unreadable."""
+        if self.incoming is None or state.incoming_channel != self.incoming.channel_id or state.unreadable:
+            return False
+        if state.best.signature is not None:
+            self.restore_best(state.best)
+        self.claimed = max(self.claimed, state.claimed)
+        return True
 
     def _outgoing(self) -> PayChannel:
         if self.outgoing is None:
             raise ProtocolError("our payment channel to the parent is not loaded yet")
         return self.outgoing
+
+
+def _int(data: dict[str, Any], name: str, default: int) -> int:
+    try:
+        return int(data.get(name, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class XrpState:
+    """What the Store keeps for one XRP account at one parent (namespace ``xrp``): the book's side (the best incoming
+    claim, what of it was claimed, our channel and latest claim, the balance's parts) and the uplink's own
+    (``announced_drops``, our channel's amount as the parent was last told it). The keys are the ones moneyd has
+    always written, so a store written by any earlier version reads back; a value that cannot be read is left at
+    its default (``unreadable`` says why the best claim could not be, and then nothing of it is restored)."""
+
+    incoming_channel: str | None = None
+    best: Claim = field(default_factory=lambda: Claim(0))
+    claimed: int = 0
+    credit: int = 0
+    owed: int = 0
+    outgoing_channel: str | None = None
+    sent: Claim | None = None
+    announced_drops: int | None = None
+    unreadable: str | None = None
+
+    @classmethod
+    def of(cls, book: ClaimBook, announced_drops: int | None = None) -> XrpState:
+        return cls(
+            incoming_channel=book.incoming.channel_id if book.incoming else None,
+            best=book.best, claimed=book.claimed, credit=book.credit, owed=book.owed,
+            outgoing_channel=book.outgoing.channel_id if book.outgoing else None,
+            sent=book.sent, announced_drops=announced_drops,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "incoming_channel": self.incoming_channel,
+            "best_amount": str(self.best.amount),
+            "best_signature": self.best.signature_hex,
+            "claimed": str(self.claimed),
+            "balance": str(self.credit + self.owed),  # for people reading the store; never read back
+            "credit": str(self.credit),
+            "owed": str(self.owed),
+            "outgoing_channel": self.outgoing_channel,
+        }
+        if self.announced_drops is not None:
+            data["announced_drops"] = self.announced_drops
+        if self.sent is not None:
+            data["sent_amount"], data["sent_signature"] = str(self.sent.amount), self.sent.signature_hex
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> XrpState:
+        state = cls(
+            incoming_channel=_str(data.get("incoming_channel")),
+            credit=_int(data, "credit", 0),
+            owed=_int(data, "owed", 0),
+            outgoing_channel=_str(data.get("outgoing_channel")),
+            announced_drops=data["announced_drops"] if type(data.get("announced_drops")) is int else None,
+        )
+        try:
+            signature = data.get("best_signature")
+            state.best = Claim(int(data["best_amount"]), bytes.fromhex(signature) if signature else None)
+            state.claimed = int(data.get("claimed", "0"))
+        except (KeyError, ValueError, TypeError) as e:
+            state.unreadable = f"{type(e).__name__}: {e}" if state.incoming_channel is not None else None
+        try:
+            signature = data.get("sent_signature")
+            if "sent_amount" in data:
+                state.sent = Claim(int(data["sent_amount"]), bytes.fromhex(signature) if signature else None)
+        except (ValueError, TypeError):
+            state.sent = None  # informational: the parent's last_claim is what counts
+        return state

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -20,22 +20,15 @@ from moneyd.amounts import AmountError, parse_amount
 from moneyd.btp.parent import ParentError, parent_url
 from moneyd.secrets import SecretError, SecretStore
 from moneyd.uplink_cli import (
-    ADMIN_API_PORT,
-    ALLOW_EXTENSIONS,
-    ALLOW_ORIGIN,
-    HOST,
-    LOG_FORMAT,
-    LOG_LEVEL,
-    PORT,
-    QUIET,
+    RouterOptions,
     ask,
     configured,
     fail,
     load_config,
     load_secret,
     read_secret_file,
+    router_command,
     serve,
-    server_options,
 )
 
 from .manage import register_manage
@@ -174,20 +167,10 @@ def register(app: typer.Typer) -> None:
         """Set up the XRP uplink: check the account can fund a channel, keep the secret in the OS keyring."""
         configure_command(ctx, parent, xrp_server, name, secret_file, channel_amount, import_js, force, faucet, advanced)
 
-    @app.command("xrp:start")
-    def start(
-        ctx: typer.Context,
-        host: str = HOST,
-        port: int = PORT,
-        allow_origin: str | None = ALLOW_ORIGIN,
-        unsafe_allow_extensions: bool = ALLOW_EXTENSIONS,
-        quiet: bool = QUIET,
-        admin_api_port: int | None = ADMIN_API_PORT,
-        log_level: str = LOG_LEVEL,
-        log_format: str = LOG_FORMAT,
-    ) -> None:
+    @router_command(app, "xrp:start")
+    def start(ctx: typer.Context, *, router: RouterOptions) -> None:
         """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
-        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, quiet, admin_api_port, log_level, log_format)
+        start_command(ctx, router)
 
     @app.command("xrp:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -249,33 +232,33 @@ def configure_command(
     typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
 
 
-def start_command(
-    ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool, quiet: bool,
-    admin_api_port: int | None, log_level: str, log_format: str
-) -> None:
+def start_command(ctx: typer.Context, router: RouterOptions) -> None:
     from .uplink import XrpSettings, XrpUplink
 
     testnet: bool = ctx.obj.testnet
     cfg = load_config(ctx.obj.config_path)
     section = configured(cfg, SECTION, testnet)
-    settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
+    settings = router.settings(cfg)
     secret = load_secret(f"xrp:{section['address']}", testnet, SECRET_ENV)
     if secret is None:
         raise fail(f"no secret for {section['address']} in the keyring; run `moneyd xrp:configure --force` "
                    f"or set {SECRET_ENV}")
     if wallet_for_quiet(secret) != section["address"]:
         raise fail(f"the secret does not belong to {section['address']}; run `moneyd xrp:configure --force`")
-    xrp_settings = XrpSettings(
-        parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
-        xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
-        channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
     # Advanced, hand-edited: seconds between claim submissions and channel checks on the ledger.
+    knobs: dict[str, float] = {}
     for knob in ("claim_interval", "watch_interval"):
         value = section.get(knob)
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise fail(f"xrp.{knob} in {cfg.path} must be a positive number of seconds, got {value!r}")
-            setattr(xrp_settings, knob, float(value))
+            knobs[knob] = float(value)
+    xrp_settings = XrpSettings(
+        parent=str(section.get("parent")), name=str(section.get("name")), secret=secret.strip(),
+        xrp_server=str(section.get("xrp_server") or SERVERS[testnet]),
+        channel_drops=int(section.get("channel_amount") or DEFAULT_CHANNEL_DROPS))
+    xrp_settings = replace(xrp_settings, claim_interval=knobs.get("claim_interval", xrp_settings.claim_interval),
+                           watch_interval=knobs.get("watch_interval", xrp_settings.watch_interval))
 
     def uplink(store: Store) -> XrpUplink:
         try:
@@ -283,7 +266,7 @@ def start_command(
         except Exception as e:
             raise fail(str(e)) from None
 
-    raise serve(settings, testnet, quiet, uplink)
+    raise serve(settings, testnet, router.quiet, uplink)
 
 
 def info_command(ctx: typer.Context, as_json: bool) -> None:

@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xrpl.wallet import Wallet
@@ -33,8 +33,9 @@ from xrpl.wallet import Wallet
 from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpPeerError, ConnectionClosed, RequestRefused
 from moneyd.btp.parent import parent_url
+from moneyd.claimbook import StateSlot
 from moneyd.store import Store
-from moneyd.uplink import UplinkBalance
+from moneyd.uplink import SettlementFacts, UplinkBalance
 from moneyd.wire import btp, ildcp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import (
@@ -49,7 +50,7 @@ from uplinks.btp import credit as credit_probe
 from uplinks.btp.uplink import BtpUplink
 
 from . import messages
-from .book import DEFAULT_FUND_DROPS, ClaimBook, Settlement
+from .book import DEFAULT_FUND_DROPS, ClaimBook, Settlement, XrpState
 from .claims import MIN_SETTLE_DELAY, Claim, PayChannel, from_drops, to_drops
 from .errors import (
     BalanceExceeded,
@@ -67,11 +68,14 @@ log = logging.getLogger("moneyd.uplink.xrp")
 STORE_NAMESPACE = "xrp"
 
 
-@dataclass
+@dataclass(frozen=True)
 class XrpSettings:
+    """What an XRP uplink is configured with: the parent, our account name there, our secret (family seed), the
+    XRP server, the channel amount, then tunables. The book's balance limits are its own (``BalanceSettings``)."""
+
     parent: str  # host[:port] (btp+wss), or btp+ws(s)://host[:port] to choose the scheme
     name: str
-    secret: str
+    secret: str = field(repr=False)
     xrp_server: str
     channel_drops: int = DEFAULT_FUND_DROPS
     scale: int = 9
@@ -89,6 +93,8 @@ class XrpUplink(BtpUplink):
         super().__init__(parent_url(settings.parent, settings.name, settings.secret), **btp_options)
         self.settings = settings
         self.store = store
+        self.slot = StateSlot(store, STORE_NAMESPACE, f"{self.wallet.address}>{settings.parent}/{settings.name}",
+                              XrpState.from_json)
         self.ledger: XrpLedger | None = None
         self.book: ClaimBook | None = None
         self.account = ""  # our ILP address at the parent, as its info reply says
@@ -144,8 +150,8 @@ class XrpUplink(BtpUplink):
             raise ProtocolError(f"the parent's XRP address changed from {book.server_address} to {info.address}")
         self.account = info.account
         saved = self._load()
-        if self.announced_drops is None and isinstance(saved.get("announced_drops"), int):
-            self.announced_drops = saved["announced_drops"]
+        if self.announced_drops is None:
+            self.announced_drops = saved.announced_drops
 
         channel = info.channel
         if channel is None:
@@ -172,7 +178,9 @@ class XrpUplink(BtpUplink):
                      paychan.amount, self.announced_drops if self.announced_drops is not None else "nothing")
             await conn.request(messages.channel_proof(book.key, channel, info.account))
             self.announced_drops = paychan.amount
-            self._save_fields(self._load() | {"announced_drops": paychan.amount})
+            stored = self._load()
+            stored.announced_drops = paychan.amount
+            self.slot.save(stored)
 
         client = info.client_channel
         if client is None:
@@ -195,11 +203,11 @@ class XrpUplink(BtpUplink):
             book.outgoing.channel_id if book.outgoing else "-", to_drops(book.sent.amount, book.scale),
             paychan.amount, incoming.channel_id, incoming.amount, to_drops(book.best.amount, book.scale))
 
-    async def _reconcile(self, conn: Any, book: ClaimBook, saved: dict[str, Any]) -> None:
+    async def _reconcile(self, conn: Any, book: ClaimBook, saved: XrpState) -> None:
         """Take our side of the books from the parent: its last claim from us, and the credit it holds (probed)."""
         last = messages.parse_last_claim(await conn.request(messages.last_claim_request()))
         book.load_last_claim(last)  # refuses a last claim we never signed
-        guess = book.credit if self.book is not None else _saved_int(saved, "credit", 0)
+        guess = book.credit if self.book is not None else saved.credit
         destination = credit_probe.probe_destination(self.account)
 
         async def ask(amount: int) -> credit_probe.Answer | None:
@@ -215,7 +223,7 @@ class XrpUplink(BtpUplink):
             log.info("the parent holds %d of our prepaid credit, we counted %d: taking the parent's figure", credit, guess)
         book.reconcile(last, credit)
 
-    async def _our_unregistered_channel(self, book: ClaimBook, saved: dict[str, Any]) -> str:
+    async def _our_unregistered_channel(self, book: ClaimBook, saved: XrpState) -> str:
         """A channel of ours the parent does not know yet: one we created before a crash, else a new one."""
         ledger = self._ledger()
         for c in await ledger.channels(self.wallet.address, book.server_address):
@@ -226,7 +234,8 @@ class XrpUplink(BtpUplink):
         log.info("creating a payment channel of %d drops to %s; waiting for validation", drops, book.server_address)
         channel = await ledger.create_channel(self.wallet, book.server_address, drops, MIN_SETTLE_DELAY,
                                               book.key.ledger_public_key)
-        self._save_fields(saved | {"outgoing_channel": channel})
+        saved.outgoing_channel = channel
+        self.slot.save(saved)
         return channel
 
     def _ledger(self) -> XrpLedger:
@@ -236,42 +245,33 @@ class XrpUplink(BtpUplink):
 
     # -- durable state -------------------------------------------------------------------------------------
 
-    def _key(self) -> str:
-        return f"{self.wallet.address}>{self.settings.parent}/{self.settings.name}"
-
-    def _load(self) -> dict[str, Any]:
-        saved = self.store.get(STORE_NAMESPACE, self._key(), {})
-        return saved if isinstance(saved, dict) else {}
-
-    def _save_fields(self, fields: dict[str, Any]) -> None:
-        self.store.put(STORE_NAMESPACE, self._key(), fields)
+    def _load(self) -> XrpState:
+        """The stored state (a fresh one when there is none, or it is damaged: the parent's records are what
+        count for our side, and the ledger for its channel)."""
+        try:
+            return self.slot.load() or XrpState()
+        except ProtocolError as e:
+            log.error("ignoring the saved XRP uplink state: %s", e)
+            return XrpState()
 
     def _save(self) -> None:
         """Commit the book's state; returns once it is on disk."""
         book = self.book
         if book is None:
             return
-        snap = book.snapshot()
-        snap["outgoing_channel"] = book.outgoing.channel_id if book.outgoing else None
-        if self.announced_drops is not None:
-            snap["announced_drops"] = self.announced_drops
-        if book.sent is not None:
-            snap["sent_amount"], snap["sent_signature"] = str(book.sent.amount), book.sent.signature_hex
-        self._save_fields(snap)
+        self.slot.save(XrpState.of(book, self.announced_drops))
         self._dirty = False
 
-    def _restore(self, book: ClaimBook, saved: dict[str, Any]) -> None:
-        if not saved or book.incoming is None or saved.get("incoming_channel") != book.incoming.channel_id:
+    def _restore(self, book: ClaimBook, saved: XrpState) -> None:
+        if book.incoming is None or saved.incoming_channel != book.incoming.channel_id:
             return
-        try:
-            best = Claim(int(saved["best_amount"]), bytes.fromhex(saved["best_signature"]) if saved.get("best_signature") else None)
-            claimed = int(saved.get("claimed", "0"))
-        except (KeyError, ValueError, TypeError) as e:
-            log.error("ignoring unreadable saved XRP uplink state: %s", e)
+        if saved.unreadable:
+            log.error("ignoring unreadable saved XRP uplink state: %s", saved.unreadable)
             return
-        if best.signature is not None and not book.restore_best(best) and best.amount > book.best.amount:
+        best = saved.best
+        book.restore(saved)
+        if best.signature is not None and book.best != best and best.amount > book.best.amount:
             log.error("the saved best claim (%d units) does not verify against channel %s", best.amount, book.incoming.channel_id)
-        book.claimed = max(book.claimed, claimed)
         # What the parent owed us for Prepares before the restart is not restored: its next claims pay it, and
         # the book takes a claim beyond what it counts as paying exactly that (ClaimBook.money_received).
         log.info("restored: best incoming claim %d units, prepaid credit %d (from the parent)", book.best.amount, book.credit)
@@ -286,7 +286,7 @@ class XrpUplink(BtpUplink):
             return await super().send_prepare(prepare)
         epoch = self._epoch
         try:
-            settlement = book.prepare_outgoing(prepare.amount)
+            settlement = book.prepare(prepare.amount)
         except InsufficientCapacity as e:
             self._start_topup()
             return Reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self._address, f"waiting for a channel top-up: {e}")
@@ -305,7 +305,7 @@ class XrpUplink(BtpUplink):
             return Reject(ErrorCode.T01_PEER_UNREACHABLE, self._address, "the connection to the parent was renewed; try again")
         reply = await super().send_prepare(prepare)
         if isinstance(reply, Reject) and epoch == self._epoch:
-            book.outgoing_rejected(prepare.amount)
+            book.rejected(prepare.amount)
         return reply
 
     async def _on_request(self, frame: btp.Message | btp.Transfer) -> Sequence[ProtocolData]:
@@ -353,13 +353,13 @@ class XrpUplink(BtpUplink):
             claim = messages.parse_claim(protocol_data)
             assert claim.signature is not None
             try:
-                added = book.receive_claim(claim.amount, claim.signature)
+                added = book.receive(claim)
             except ClaimRejected as e:
                 if e.reason != "too_large" or book.incoming is None:
                     raise
                 # The parent may have topped its channel up before telling us: look, then judge again.
                 await self._refresh_incoming(book.incoming.channel_id)
-                added = book.receive_claim(claim.amount, claim.signature)
+                added = book.receive(claim)
         except (ClaimRejected, ProtocolError) as e:
             log.warning("refused a claim from the parent: %s", e)
             raise RequestRefused("F00", "NotAcceptedError", f"claim refused: {e}") from None
@@ -467,8 +467,8 @@ class XrpUplink(BtpUplink):
         # What the ledger already paid out (a submission cut short by a crash may have gone through).
         await self._reload_incoming(book.incoming.channel_id)
         fee = await ledger.fee()
-        claim = book.claim_to_submit(fee, force=closing)
-        if claim is None or claim.signature is None:
+        claim = book.claimable()
+        if claim is None or claim.signature is None or not book.should_claim(fee, force=closing):
             return False
         if closing and from_drops(fee, book.scale) >= claim.amount - book.claimed:
             return False
@@ -531,27 +531,15 @@ class XrpUplink(BtpUplink):
     # -- status ----------------------------------------------------------------------------------------------
 
     def balance(self) -> UplinkBalance | None:
-        """The book's balance (what the parent owes us; see ClaimBook) and its limits. ``details``: ``sent`` our
-        latest claim, ``best_incoming`` the parent's best claim, ``claimed`` what of it is cashed (base units);
-        ``outgoing_drops`` / ``incoming_drops`` each channel's capacity and ``..._claimed_drops`` what the ledger
-        paid out of it."""
+        """The book's balance (what the parent owes us; see ClaimBook.uplink_balance) and its limits."""
+        return self.book.uplink_balance() if self.book is not None else None
+
+    def settlement(self) -> SettlementFacts | None:
         book = self.book
         if book is None:
-            return None
-        out, inc = book.outgoing, book.incoming
-        return UplinkBalance(book.balance, book.settings.minimum, book.settings.maximum, {
-            "settle_threshold": book.settings.settle_threshold,
-            "settle_to": book.settings.settle_to,
-            "sent": book.sent.amount if book.sent is not None else None,
-            "best_incoming": book.best.amount,
-            "claimed": book.claimed,
-            "outgoing_channel": out.channel_id if out is not None else None,
-            "outgoing_drops": out.amount if out is not None else None,
-            "outgoing_claimed_drops": out.balance if out is not None else None,
-            "incoming_channel": inc.channel_id if inc is not None else None,
-            "incoming_drops": inc.amount if inc is not None else None,
-            "incoming_claimed_drops": inc.balance if inc is not None else None,
-        })
+            return SettlementFacts("xrp", None)
+        ours, theirs = book.channels()
+        return SettlementFacts("xrp", self.settings.xrp_server, ours, theirs)
 
     # -- stopping ------------------------------------------------------------------------------------------
 
@@ -574,13 +562,6 @@ class XrpUplink(BtpUplink):
         await super().close()
         if self.ledger is not None:
             await self.ledger.close()
-
-
-def _saved_int(saved: dict[str, Any], name: str, default: int) -> int:
-    try:
-        return int(saved.get(name, default))
-    except (TypeError, ValueError):
-        return default
 
 
 _BANDWIDTH = re.compile(r"Insufficient bandwidth, used: (-?[0-9]+) max: ([0-9]+)")

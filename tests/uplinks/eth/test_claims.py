@@ -330,13 +330,13 @@ def test_snapshot_round_trip_and_corruption() -> None:
     book.prepare(7)
     book.receive(sign_claim(RECEIVER_KEY, CONTRACT, b"\x05" * 32, 3 * GWEI), channel(
         channel_id=b"\x05" * 32, sender=RECEIVER, receiver=SENDER))  # fmt: skip
-    snap = json.loads(json.dumps(book.snapshot()))
-    again = ClaimBook.restore(SENDER_KEY, snap)
-    assert again.snapshot() == snap
+    snap = json.loads(json.dumps(book.to_json()))
+    again = ClaimBook.from_json(SENDER_KEY, snap)
+    assert again.to_json() == snap
     assert again.prepare(1) == sign_claim(SENDER_KEY, CONTRACT, CID, 8 * GWEI)
     for corrupt in ({}, {**snap, "paid": "x"}, {**snap, "outgoing": {"channelId": "0x12"}}, {**snap, "contract": 5}):
         with pytest.raises(ProtocolError):
-            ClaimBook.restore(SENDER_KEY, corrupt)
+            ClaimBook.from_json(SENDER_KEY, corrupt)
 
 
 class PrefundMachine(RuleBasedStateMachine):
@@ -393,7 +393,7 @@ class PrefundMachine(RuleBasedStateMachine):
 
     @rule()
     def restart(self) -> None:
-        self.book = ClaimBook.restore(SENDER_KEY, json.loads(json.dumps(self.book.snapshot())))
+        self.book = ClaimBook.from_json(SENDER_KEY, json.loads(json.dumps(self.book.to_json())))
 
     @invariant()
     def prepaid_and_exact(self) -> None:

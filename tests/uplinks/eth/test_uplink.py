@@ -35,7 +35,7 @@ from uplinks.eth import messages
 from uplinks.eth.book import ClaimBook
 from uplinks.eth.chain import EthChain
 from uplinks.eth.claims import ChannelState, Claim, channel_id_hex, sign_claim
-from uplinks.eth.uplink import NAMESPACE, EthUplink, UplinkState, state_key
+from uplinks.eth.uplink import NAMESPACE, EthSettings, EthUplink, UplinkState, state_key
 
 ETH = 10**18
 GWEI = 10**9
@@ -72,7 +72,7 @@ def uplink_for(ganache: Ganache, store: Store, eport: int, name: str = "alice", 
     host = f"127.0.0.1:{eport}"
     url = f"btp+ws://{name}:{btp_token(host, name, ganache.keys[US])}@{host}"
     kw.setdefault("channel_amount", CHANNEL)
-    return EthUplink(url, ganache.url, ganache.keys[US], store, contract=ganache.contract_address, **kw)
+    return EthUplink(EthSettings(url, ganache.url, ganache.keys[US], contract=ganache.contract_address, **kw), store)
 
 
 async def start_router(tmp_path: Path, uplink: EthUplink, store: Store) -> Router:
@@ -473,7 +473,7 @@ async def test_hostile_parent_claims_are_refused_and_nothing_moves(
             assert await hp.send(claim(good, 0)) == ("ok", "")
             assert await hp.send(claim(good, 1_000_000)) == ("ok", "")
             assert uplink.book.received == 1_000_000
-            before = uplink.book.snapshot()
+            before = uplink.book.to_json()
 
             await refused(claim(good, 2_000_000, key=ganache.keys[6]), "signature")  # forged: not the sender's key
             await refused(claim(good, 20_000_000), "above_value")  # more than the channel holds
@@ -506,7 +506,7 @@ async def test_hostile_parent_claims_are_refused_and_nothing_moves(
             assert await hp.send(messages.channel_deposit()) == ("ok", "")
 
             # Nothing moved: the book and its durable copy are as they were, and the router still serves apps.
-            assert uplink.book.snapshot() == before
+            assert uplink.book.to_json() == before
             assert store.get(NAMESPACE, uplink.key)["book"] == before
             app = await LocalApp.connect(f"btp+ws://:someapp@127.0.0.1:{router.server.port}")
             assert app.address.startswith("test.hostile.alice.local.")
@@ -695,8 +695,8 @@ async def test_no_funds_for_the_channel_is_a_clear_startup_error(ganache: Ganach
     poor = "0x" + os.urandom(32).hex()
     try:
         async with HostileParent(ganache.addresses[STRANGER]) as hp:
-            uplink = EthUplink(f"btp+ws://poor:x@127.0.0.1:{hp.port}", ganache.url, poor, store,
-                               contract=ganache.contract_address, channel_amount=CHANNEL)
+            uplink = EthUplink(EthSettings(f"btp+ws://poor:x@127.0.0.1:{hp.port}", ganache.url, poor,
+                                           contract=ganache.contract_address, channel_amount=CHANNEL), store)
             says = r"cannot open our payment channel to the parent: the account 0x\w+ holds 0 ETH, a channel of 0.1 ETH"
             with pytest.raises(StartupError, match=says):
                 await start_router(tmp_path, uplink, store)

@@ -89,7 +89,7 @@ class BookMachine(RuleBasedStateMachine):
     def outgoing_prepare(self, amount: int) -> None:
         before, sent = self.book.credit, self.book.sent
         try:
-            s = self.book.prepare_outgoing(amount)
+            s = self.book.prepare(amount)
         except InsufficientCapacity:
             assert (self.book.credit, self.book.sent) == (before, sent)  # refused: nothing changed
             self._settle()  # tops the channel up
@@ -107,7 +107,7 @@ class BookMachine(RuleBasedStateMachine):
     def outgoing_result(self, fulfil: bool) -> None:
         amount = self.out_flight.pop(0)
         if not fulfil:
-            self.book.outgoing_rejected(amount)
+            self.book.rejected(amount)
             self.out_charged -= amount
             self.out_rejected += amount
 
@@ -137,7 +137,7 @@ class BookMachine(RuleBasedStateMachine):
     def server_pays(self, amount: int) -> None:
         claim = server_claim(self.server_total + amount)
         try:
-            added = self.book.receive_claim(claim.amount, claim.signature or b"")
+            added = self.book.receive(claim)
         except ClaimRejected as e:
             assert e.reason == "too_large"
             assert claims.to_drops(claim.amount, 9) > 1_000_000
@@ -155,15 +155,15 @@ class BookMachine(RuleBasedStateMachine):
         else:
             claim = server_claim(max(best.amount - back, 0))
         if claim.amount == best.amount:
-            assert self.book.receive_claim(claim.amount, claim.signature or b"") == 0
+            assert self.book.receive(claim) == 0
             return
         with pytest.raises(ClaimRejected):
-            self.book.receive_claim(claim.amount, claim.signature or b"")
+            self.book.receive(claim)
         assert self.book.best == best
 
     @rule(fee=st.integers(1, 5000))
     def submit(self, fee: int) -> None:
-        claim = self.book.claim_to_submit(fee)
+        claim = self.book.claimable() if self.book.should_claim(fee) else None
         if claim is not None:
             gain = claim.amount - self.book.claimed
             assert gain > 0 and Fraction(claims.from_drops(fee, 9), gain) <= Fraction(1, 100)
@@ -202,7 +202,7 @@ def test_startup_prepays_settle_to_like_the_js_moneyd() -> None:
     s = book.settle()
     assert s is not None and s.amount == 10_000_000 and s.drops == 10_000
     assert book.balance == 10_000_000 and book.settle() is None
-    s = book.prepare_outgoing(5_000_001)
+    s = book.prepare(5_000_001)
     assert s is not None and s.amount == 5_000_001 and s.claim.amount == 15_000_001 and s.drops == 15_001
 
 
@@ -213,32 +213,32 @@ def test_prepares_are_paid_for_before_they_are_sent() -> None:
     paid_ahead = 10_000_000
     charged = 0
     for _ in range(5):
-        s = book.prepare_outgoing(3_000_000)
+        s = book.prepare(3_000_000)
         charged += 3_000_000
         if s is not None:
             paid_ahead += s.amount
         assert book.sent is not None and book.sent.amount - charged >= 5_000_000 - 1  # never behind the parent
     assert paid_ahead == book.sent.amount == charged + book.balance
     # a rejected Prepare is credited back; a big one gets a claim big enough for it alone
-    book.outgoing_rejected(3_000_000)
+    book.rejected(3_000_000)
     before = book.sent.amount
-    s = book.prepare_outgoing(50_000_000)
+    s = book.prepare(50_000_000)
     assert s is not None and book.sent.amount == before + s.amount and book.balance == 10_000_000
-    assert book.prepare_outgoing(0) is None
+    assert book.prepare(0) is None
 
 
 def test_a_prepare_beyond_the_channel_is_refused_unless_already_prepaid() -> None:
     book = new_book()
     book.set_outgoing(out_chan(amount=20_000))  # 20,000 drops = 20,000,000 units
     assert book.settle() is not None  # 10,000,000 prepaid
-    assert book.prepare_outgoing(6_000_000) is not None  # below the threshold: topped to 10,000,000 again
+    assert book.prepare(6_000_000) is not None  # below the threshold: topped to 10,000,000 again
     sent = book.sent
     # 20,000,000 more is beyond the channel: refused, nothing changed
     with pytest.raises(InsufficientCapacity):
-        book.prepare_outgoing(20_000_000)
+        book.prepare(20_000_000)
     assert book.sent == sent and book.balance == 10_000_000
     # 8,000,000 is within what is prepaid: it goes, without the claim the channel cannot hold
-    assert book.prepare_outgoing(8_000_000) is None and book.balance == 2_000_000
+    assert book.prepare(8_000_000) is None and book.balance == 2_000_000
 
 
 def test_scaled_settings_and_bad_settings() -> None:
@@ -317,46 +317,46 @@ def test_unsafe_incoming_channels_are_refused(chan: PayChannel, match: str) -> N
 def test_incoming_claim_checks() -> None:
     book = ClaimBook(scale=9, key=OUR_KEY, our_address=US, server_address=SERVER)
     with pytest.raises(ClaimRejected) as e:
-        book.receive_claim(1, b"x" * 64)
+        book.receive(Claim(1, b"x" * 64))
     assert e.value.reason == "no_channel"
     book.set_incoming(in_chan(amount=1000, balance=10))
     assert book.best == Claim(10_000) and book.claimed == 10_000
     with pytest.raises(ClaimRejected) as e:
-        book.receive_claim(9_999, server_claim(9_999).signature or b"")
+        book.receive(Claim(9_999, server_claim(9_999).signature))
     assert e.value.reason == "lower"
     c = server_claim(1_000_001)
     with pytest.raises(ClaimRejected) as e:
-        book.receive_claim(c.amount, c.signature or b"")
+        book.receive(c)
     assert e.value.reason == "too_large"
     c = server_claim(20_000, channel=OUT_CH)  # signed for another channel
     with pytest.raises(ClaimRejected) as e:
-        book.receive_claim(c.amount, c.signature or b"")
+        book.receive(c)
     assert e.value.reason == "signature"
     c = server_claim(990_000)
-    assert book.receive_claim(c.amount, c.signature or b"") == 980_000
+    assert book.receive(c) == 980_000
     # it owed us nothing: the claim pays for Prepares we have no record of (from before a restart)
     assert (book.balance, book.unattributed) == (0, 980_000)
     book.prepare_incoming(5_000)
     c = server_claim(992_000)
-    assert book.receive_claim(c.amount, c.signature or b"") == 2_000
+    assert book.receive(c) == 2_000
     assert (book.owed, book.unattributed) == (3_000, 980_000)
 
 
 def test_submission_follows_the_one_percent_rule_and_restores_from_store() -> None:
     book = new_book()
-    assert book.claim_to_submit(12) is None  # nothing signed yet
+    assert book.claimable() is None and not book.should_claim(12)  # nothing signed yet
     c = server_claim(1_200_000)  # 1200 drops gained
-    book.receive_claim(c.amount, c.signature or b"")
-    assert book.claim_to_submit(12) == c  # 12 drops = 1%
-    assert book.claim_to_submit(13) is None
-    assert book.claim_to_submit(13, force=True) == c
+    book.receive(c)
+    assert book.claimable() == c and book.should_claim(12)  # 12 drops = 1%
+    assert not book.should_claim(13)
+    assert book.should_claim(13, force=True)
     book.mark_submitted(c)
-    assert book.claim_to_submit(1) is None
+    assert book.claimable() is None and not book.should_claim(1, force=True)
     # a restart: a fresh book learns the ledger, then the stored best claim
     again = new_book()
     assert not again.restore_best(Claim(c.amount + 1000, c.signature))  # tampered in the store
     assert again.restore_best(c) and again.best == c
-    assert again.snapshot()["best_signature"] == c.signature_hex
+    assert again.to_json()["best_signature"] == c.signature_hex
 
 
 def test_balance_limits() -> None:
@@ -370,14 +370,14 @@ def test_balance_limits() -> None:
         scale=9, key=OUR_KEY, our_address=US, server_address=SERVER, settings=BalanceSettings(minimum=-5)
     )
     with pytest.raises(BalanceExceeded):
-        strict.prepare_outgoing(6)
+        strict.prepare(6)
 
 
 def test_reconcile_takes_the_parents_figures() -> None:
     book = new_book()
     s = book.settle()
     assert s is not None
-    book.prepare_outgoing(3_000_000)  # in flight when we crashed: the parent rejected it
+    book.prepare(3_000_000)  # in flight when we crashed: the parent rejected it
     book.prepare_incoming(2_000_000)  # fulfilled, but the Fulfill went down with the link: never paid
     book.reconcile(s.claim, 10_000_000)
     assert (book.credit, book.owed, book.sent) == (10_000_000, 0, s.claim)
@@ -388,8 +388,8 @@ def test_reconcile_takes_the_parents_figures() -> None:
 def test_a_ledger_payout_rounded_up_to_drops_does_not_raise_the_best_claim() -> None:
     book = new_book()
     c = server_claim(9_889_890)  # 9,890 drops signed
-    book.receive_claim(c.amount, c.signature or b"")
+    book.receive(c)
     book.set_incoming(in_chan(balance=9_890))  # we cashed it: the ledger paid 9,890 drops
     assert book.best == c and book.claimed == 9_890_000
     nxt = server_claim(9_890_890)  # the parent's next claim: 1,000 more than its last
-    assert book.receive_claim(nxt.amount, nxt.signature or b"") == 1_000
+    assert book.receive(nxt) == 1_000

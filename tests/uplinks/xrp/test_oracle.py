@@ -354,20 +354,20 @@ def test_we_accept_the_servers_claims_and_refuse_tampered_ones(oracle: Oracle) -
         assert (js["protocol"], js["content_type"]) == ("claim", 2)
         pd = messages.ProtocolData.json("claim", js["data"])
         claim = messages.parse_claim((pd,))
-        assert book.receive_claim(claim.amount, claim.signature or b"") == int(item["amount"])
+        assert book.receive(claim) == int(item["amount"])
         total += int(item["amount"])
         assert book.best == claim
-        assert book.receive_claim(claim.amount, claim.signature or b"") == 0  # a repeat adds nothing
+        assert book.receive(claim) == 0  # a repeat adds nothing
     # We owed nothing for them (no Prepares of the server's were counted here): the book takes such claims as
     # paying for Prepares from before a restart, so they change what the parent owes us by nothing.
     assert book.balance == balance_before and book.unattributed == total
     last = book.best
     assert last.signature is not None
     with pytest.raises(ClaimRejected) as e:
-        book.receive_claim(last.amount + 1000, last.signature)
+        book.receive(Claim(last.amount + 1000, last.signature))
     assert e.value.reason == "signature"
     with pytest.raises(ClaimRejected) as e:
-        book.receive_claim(last.amount - 1, last.signature)
+        book.receive(Claim(last.amount - 1, last.signature))
     assert e.value.reason == "lower"
 
 
