@@ -7,7 +7,6 @@ or full disk, a missing home, a directory where a file should be) ever ends in a
 from __future__ import annotations
 
 import errno
-import sqlite3
 
 WHERE = "choose another place with -c/--config (the config file) or MONEYD_DATA_DIR (moneyd's state)"
 
@@ -27,6 +26,8 @@ def explain_os_error(e: OSError, path_hint: object = None) -> str:
 
 
 def explain(e: BaseException) -> str:
+    import sqlite3  # here: only an error pays for it
+
     from .config import ConfigError
     from .store import StoreError
 

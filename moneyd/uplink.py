@@ -8,24 +8,18 @@ point names an :class:`UplinkPlugin`, which adds its commands (``NAME:configure`
 from __future__ import annotations
 
 import abc
-import asyncio
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-from .handlers import OutgoingHandler
-from .wire.ildcp import IldcpResponse
-from .wire.ilp import Prepare, Reply
 
 if TYPE_CHECKING:
     import typer
 
+    from .handlers import OutgoingHandler
+    from .wire.ildcp import IldcpResponse
+    from .wire.ilp import Prepare, Reply
+
 ENTRY_POINT_GROUP = "moneyd.uplinks"
-
-log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +44,8 @@ class Uplink(abc.ABC):
     settlement (the router owns routing and reads the balance through ``balance()``)."""
 
     def __init__(self) -> None:
+        import asyncio  # here, not at module level: the CLI imports this module for --help (plugin discovery)
+
         self._incoming: OutgoingHandler | None = None
         # Set when the uplink cannot go on (say the parent closed our channel): moneyd then shuts down.
         self.failed = asyncio.Event()
@@ -113,6 +109,8 @@ class PluginLoadError:
 def discover_uplinks() -> tuple[dict[str, UplinkPlugin], list[PluginLoadError]]:
     """Every installed uplink plugin by name, plus the ones that failed to load (a broken third-party
     plugin must not take the whole CLI down)."""
+    from importlib.metadata import entry_points
+
     found: dict[str, UplinkPlugin] = {}
     errors: list[PluginLoadError] = []
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):

@@ -10,7 +10,6 @@ uplink's base unit at scale 9). Every command says which reading it used.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -24,10 +23,8 @@ from urllib.parse import urlsplit
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
-from moneyd.btp.parent import ParentError, check_name, parent_url, split_parent
 from moneyd.config import Config, ConfigError
 from moneyd.errors import MoneydError
-from moneyd.secrets import SecretError, SecretStore
 from moneyd.uplink_cli import (
     ADMIN_API_PORT,
     ALLOW_EXTENSIONS,
@@ -48,6 +45,8 @@ from moneyd.uplink_cli import (
     server_options,
 )
 
+# asyncio, the keyring and the chain libraries are imported by the commands that use them: `moneyd --help` loads
+# this module.
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
@@ -236,6 +235,11 @@ def configure_command(
     ctx: typer.Context, parent: str | None, provider: str | None, contract: str | None, name: str | None,
     channel_amount: str | None, key_file: Path | None, force: bool, advanced: bool
 ) -> None:
+    import asyncio
+
+    from moneyd.btp.parent import ParentError, check_name, split_parent
+    from moneyd.secrets import SecretError, SecretStore
+
     testnet: bool = ctx.obj.testnet
     cfg = load_config(ctx.obj.config_path)
     try:
@@ -297,6 +301,8 @@ def start_command(
     section = Section.load(cfg, ctx.obj.testnet)
     settings = server_options(host, port, allow_origin, unsafe_allow_extensions, admin_api_port, log_level, log_format, cfg)
     account = load_key(section, ctx.obj.testnet)
+    from moneyd.btp.parent import ParentError, parent_url
+
     from .uplink import EthUplink
 
     try:
@@ -309,6 +315,8 @@ def start_command(
 
 
 def info_command(ctx: typer.Context, as_json: bool) -> None:
+    import asyncio
+
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
     from moneyd.store import Store
@@ -327,6 +335,8 @@ def info_command(ctx: typer.Context, as_json: bool) -> None:
 
 
 def topup_command(ctx: typer.Context, amount: str) -> None:
+    import asyncio
+
     wei = parse_wei(amount, "--amount")
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
@@ -344,6 +354,8 @@ def topup_command(ctx: typer.Context, amount: str) -> None:
 
 
 def cleanup_command(ctx: typer.Context, no_request: bool, wait: float) -> None:
+    import asyncio
+
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
     account = load_key(section, ctx.obj.testnet)
@@ -506,6 +518,7 @@ async def _topup(section: Section, account: LocalAccount, store: Store, wei: int
 async def _ask_parent_to_close(section: Section, account: LocalAccount, wait: float, say: Callable[[str], None]) -> bool:
     """Connect to the parent as our account and send ``requestClose``; True once it answered."""
     from moneyd.btp.connection import BtpPeerError, ConnectionClosed, RequestRefused, connect
+    from moneyd.btp.parent import parent_url
     from moneyd.wire import btp
     from moneyd.wire.btp import ProtocolData
 
@@ -539,6 +552,8 @@ async def _ask_parent_to_close(section: Section, account: LocalAccount, wait: fl
 
 async def _cleanup(section: Section, account: LocalAccount, store: Store, ask_parent: bool, wait: float,
                    say: Callable[[str], None]) -> None:
+    import asyncio
+
     from .claims import channel_id_hex, parse_channel_id
 
     chain = await _connect(section, account)

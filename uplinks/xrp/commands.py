@@ -6,7 +6,6 @@ in the OS keyring (moneyd.secrets), and ``MONEYD_XRP_SECRET`` overrides it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from dataclasses import dataclass
@@ -17,8 +16,6 @@ from urllib.parse import unquote, urlsplit
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
-from moneyd.btp.parent import ParentError, parent_url
-from moneyd.secrets import SecretError, SecretStore
 from moneyd.uplink_cli import (
     ADMIN_API_PORT,
     ALLOW_EXTENSIONS,
@@ -41,6 +38,7 @@ from moneyd.uplink_cli import (
 from .manage import register_manage
 from .wallet import SECRET_ENV, SECTION, SERVERS, ConfigureError, wallet_for, wallet_for_quiet, xrp
 
+# asyncio, the keyring and xrpl-py are imported by the commands that use them: `moneyd --help` loads this module.
 if TYPE_CHECKING:
     from moneyd.store import Store
 
@@ -102,6 +100,8 @@ def read_js_config(path: Path) -> dict[str, str]:
 
 async def faucet_account(url: str, xrp_server: str, wait: float = 60.0) -> str:
     """A new funded testnet account from an XRPL faucet (its seed), once the account is on the ledger."""
+    import asyncio
+
     import aiohttp
 
     from .ledger import LedgerError, XrpLedger
@@ -201,6 +201,11 @@ def configure_command(
     ctx: typer.Context, parent: str | None, xrp_server: str | None, name: str | None, secret_file: Path | None,
     channel_amount: str | None, import_js: Path | None, force: bool, faucet: str, advanced: bool
 ) -> None:
+    import asyncio
+
+    from moneyd.btp.parent import ParentError, parent_url
+    from moneyd.secrets import SecretError, SecretStore
+
     testnet: bool = ctx.obj.testnet
     cfg = load_config(ctx.obj.config_path)
     if cfg.section(SECTION) is not None and not force:
@@ -289,6 +294,8 @@ def start_command(
 def info_command(ctx: typer.Context, as_json: bool) -> None:
     section = configured(load_config(ctx.obj.config_path), SECTION, ctx.obj.testnet)
     address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
+    import asyncio
+
     from .ledger import LedgerError
 
     try:
