@@ -39,12 +39,12 @@ def median_seconds(argv: list[str], runs: int, env: dict[str, str] | None = None
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             cmd = " ".join(_quote(a) for a in argv)
             subprocess.run(["hyperfine", "-N", "--warmup", "2", "--runs", str(runs), "--export-json", out.name, cmd],
-                           env=env, check=True, capture_output=True)
+                           env=env, check=True, capture_output=True, cwd=ROOT)
             return float(json.loads(Path(out.name).read_text())["results"][0]["median"])
     times = []
     for i in range(runs + 2):
         start = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, cwd=ROOT)
         if i >= 2:  # warm-up runs fill the page cache
             times.append(time.perf_counter() - start)
     return statistics.median(times)

@@ -8,9 +8,9 @@ point names an :class:`UplinkPlugin`, which adds its commands (``NAME:configure`
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import typer
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .wire.ilp import Prepare, Reply
 
 ENTRY_POINT_GROUP = "moneyd.uplinks"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +129,46 @@ def discover_uplinks() -> tuple[dict[str, UplinkPlugin], list[PluginLoadError]]:
             continue
         found[plugin.name] = plugin
     return found, errors
+
+
+async def keep_trying(
+    what: str,
+    attempt: Callable[[], Awaitable[T]],
+    unreachable: type[BaseException] | tuple[type[BaseException], ...],
+    deadline: float | None,
+    *,
+    initial: float = 0.5,
+    maximum: float = 30.0,
+) -> T:
+    """``await attempt()`` (which reaches ``what``, e.g. "the parent") until it succeeds, trying again with
+    exponential backoff while it fails with an ``unreachable`` error (nothing answers yet: a parent, a ledger or a
+    node that is down or not up yet), until ``deadline`` (event loop time; None: forever). Any other error ends it
+    at once; running out of time ends it with a ConnectionError carrying the last error's message (the one line the
+    user sees). The exception's message says what is unreachable and why.
+
+    What is unreachable is said once, as a warning with the next delay; later failures only at debug level, so a
+    long wait does not fill the log. Every uplink's start waits through this one loop (``btp:``, ``xrp:``, ``eth:``)."""
+    import asyncio
+    import logging
+
+    log = logging.getLogger("moneyd.uplink")
+    loop = asyncio.get_running_loop()
+    delay, tries = initial, 0
+    while True:
+        try:
+            result = await attempt()
+        except unreachable as e:
+            why = str(e) or type(e).__name__
+            tries += 1
+            if deadline is not None and loop.time() + delay > deadline:
+                raise ConnectionError(why) from None
+            if tries == 1:
+                log.warning("%s; trying again in %.1fs, then with backoff up to %gs (Ctrl-C stops)", why, delay, maximum)
+            else:
+                log.debug("%s; next try in %.1fs", why, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, maximum)
+            continue
+        if tries:
+            log.info("%s answered after %d tries", what, tries + 1)
+        return result

@@ -41,9 +41,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_API_PORT", "ALLOW_EXTENSIONS", "ALLOW_ORIGIN", "HOST", "LOG_FORMAT", "LOG_LEVEL", "PORT", "QUIET",
+    "WAIT_FOR_PARENT",
     "ask", "configured", "fail", "format_amount", "load_config", "load_secret", "read_secret_file",
     "register_missing", "serve", "server_options",
 ]
+
+# Every NAME:start waits for a parent (and a ledger or node) that does not answer at start, as the JS moneyd does:
+# the local server opens once the parent has told us our address. moneyd.uplink.keep_trying is the loop.
+WAIT_FOR_PARENT: float | None = typer.Option(
+    None, "--wait-for-parent", min=0, show_default="until it answers",
+    help="Seconds to keep trying (with backoff) a parent, ledger or node that does not answer at start; 0: one try.")
 
 
 def fail(message: str) -> typer.Exit:

@@ -17,6 +17,7 @@ from moneyd.uplink_cli import (
     LOG_LEVEL,
     PORT,
     QUIET,
+    WAIT_FOR_PARENT,
     fail,
     load_config,
     serve,
@@ -102,9 +103,7 @@ def register(app: typer.Typer) -> None:
         admin_api_port: int | None = ADMIN_API_PORT,
         log_level: str = LOG_LEVEL,
         log_format: str = LOG_FORMAT,
-        wait_for_parent: float | None = typer.Option(
-            None, "--wait-for-parent", min=0, show_default="until it answers",
-            help="Seconds to keep trying (with backoff) a parent that does not answer at start; 0: one try."),
+        wait_for_parent: float | None = WAIT_FOR_PARENT,
     ) -> None:
         """Run moneyd with the configured BTP parent as its uplink."""
         from .uplink import BtpUplink

@@ -34,6 +34,7 @@ from moneyd.uplink_cli import (
     LOG_LEVEL,
     PORT,
     QUIET,
+    WAIT_FOR_PARENT,
     ask,
     configured,
     fail,
@@ -204,9 +205,11 @@ def register(app: typer.Typer) -> None:
         admin_api_port: int | None = ADMIN_API_PORT,
         log_level: str = LOG_LEVEL,
         log_format: str = LOG_FORMAT,
+        wait_for_parent: float | None = WAIT_FOR_PARENT,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
-        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, claim_on_close, quiet, admin_api_port, log_level, log_format)
+        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, claim_on_close, quiet, admin_api_port, log_level, log_format,
+                      wait_for_parent)
 
     @app.command("eth:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON (amounts in wei, as strings).")) -> None:
@@ -295,7 +298,8 @@ def configure_command(
 
 def start_command(
     ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool,
-    claim_on_close: bool, quiet: bool, admin_api_port: int | None, log_level: str, log_format: str
+    claim_on_close: bool, quiet: bool, admin_api_port: int | None, log_level: str, log_format: str,
+    wait_for_parent: float | None = None,
 ) -> None:
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
@@ -311,7 +315,7 @@ def start_command(
         raise fail(str(e)) from None
     raise serve(settings, ctx.obj.testnet, quiet, lambda store: EthUplink(
         url, section.provider, account, store, contract=section.contract, channel_amount=section.channel_amount,
-        claim_on_close=claim_on_close))
+        claim_on_close=claim_on_close, startup_wait=wait_for_parent))
 
 
 def info_command(ctx: typer.Context, as_json: bool) -> None:

@@ -174,8 +174,10 @@ class EthUplink(BtpUplink):
         connect_timeout: float = 10.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        startup_wait: float | None = 0.0,
     ) -> None:
-        super().__init__(parent_url, connect_timeout=connect_timeout, backoff_initial=backoff_initial, backoff_max=backoff_max)
+        super().__init__(parent_url, connect_timeout=connect_timeout, backoff_initial=backoff_initial, backoff_max=backoff_max,
+                         startup_wait=startup_wait)
         if channel_amount <= 0:
             raise ConfigError(f"channel amount {channel_amount} wei must be positive")
         self.provider_url = provider_url
@@ -257,9 +259,11 @@ class EthUplink(BtpUplink):
 
     async def connect(self) -> None:
         try:
-            self.chain = await EthChain.connect(
+            # The node first (the handshake reads the channels there), waiting for it as for the parent; a node that
+            # answers wrongly (no contract, unknown chain) ends the start at once.
+            self.chain = await self.keep_trying("the Ethereum node", lambda: EthChain.connect(
                 self.provider_url, self.account, self.contract_hint, receipt_timeout=self.receipt_timeout
-            )
+            ), ChainError)
         except MoneydError as e:
             raise ConnectionError(str(e)) from None
         self.key = state_key(self.chain.chain_id, self.chain.contract_address, self.address)

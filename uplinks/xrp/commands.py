@@ -25,6 +25,7 @@ from moneyd.uplink_cli import (
     LOG_LEVEL,
     PORT,
     QUIET,
+    WAIT_FOR_PARENT,
     ask,
     configured,
     fail,
@@ -185,9 +186,11 @@ def register(app: typer.Typer) -> None:
         admin_api_port: int | None = ADMIN_API_PORT,
         log_level: str = LOG_LEVEL,
         log_format: str = LOG_FORMAT,
+        wait_for_parent: float | None = WAIT_FOR_PARENT,
     ) -> None:
         """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
-        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, quiet, admin_api_port, log_level, log_format)
+        start_command(ctx, host, port, allow_origin, unsafe_allow_extensions, quiet, admin_api_port, log_level, log_format,
+                      wait_for_parent)
 
     @app.command("xrp:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -256,7 +259,7 @@ def configure_command(
 
 def start_command(
     ctx: typer.Context, host: str, port: int, allow_origin: str | None, unsafe_allow_extensions: bool, quiet: bool,
-    admin_api_port: int | None, log_level: str, log_format: str
+    admin_api_port: int | None, log_level: str, log_format: str, wait_for_parent: float | None = None
 ) -> None:
     from .uplink import XrpSettings, XrpUplink
 
@@ -284,7 +287,7 @@ def start_command(
 
     def uplink(store: Store) -> XrpUplink:
         try:
-            return XrpUplink(xrp_settings, store)
+            return XrpUplink(xrp_settings, store, startup_wait=wait_for_parent)
         except Exception as e:
             raise fail(str(e)) from None
 
