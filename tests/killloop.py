@@ -531,7 +531,9 @@ class EthLoop(Loop):
         return final, dis
 
     def close(self) -> None:
-        self.ganache_runner.stop_all()
+        from tests.ethfixture import stop
+
+        stop(self.ganache_runner)
 
 
 async def run_uplink(uplink: str, kills: int, seed: int, tmp: Path, log: Callable[[str], None] = lambda _: None) -> Report:
