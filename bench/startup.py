@@ -1,6 +1,10 @@
-"""How long a person waits: `moneyd --help`, `moneyd --version`, a TAB in each shell, and `moneyd pay` of one packet
-(wall time, from start to exit, through a running `moneyd local` to a `moneyd receive`), beside the JS moneyd's
---help where it is installed.
+"""How long a person waits: `moneyd --help`, `moneyd --version`, `moneyd NAME:start --help` for each uplink, a TAB in
+each shell, and `moneyd pay` of one packet (wall time, from start to exit, through a running `moneyd local` to a
+`moneyd receive`), beside the JS moneyd's --help where it is installed.
+
+moneyd runs from its compiled bytecode, as after `pip install` (which compiles it): a cache under the temporary
+directory, filled by the warm-up runs, even where PYTHONDONTWRITEBYTECODE is set (otherwise every run would compile
+moneyd's sources again, which no installed moneyd does).
 
     flock /tmp/moneyd-bench.lock python3 bench/startup.py [--runs 15]
 
@@ -24,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 JS_MONEYD = ROOT / "tests" / "js" / "node_modules" / "moneyd" / "bin" / "moneyd.js"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": os.path.join(tempfile.gettempdir(), "moneyd-bench-pycache")}
+ENV.pop("PYTHONDONTWRITEBYTECODE", None)
 MONEYD = [sys.executable, "-m", "moneyd"]
 
 
@@ -34,12 +39,12 @@ def median_seconds(argv: list[str], runs: int, env: dict[str, str] | None = None
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             cmd = " ".join(_quote(a) for a in argv)
             subprocess.run(["hyperfine", "-N", "--warmup", "2", "--runs", str(runs), "--export-json", out.name, cmd],
-                           env=env, check=True, capture_output=True)
+                           env=env, check=True, capture_output=True, cwd=ROOT)
             return float(json.loads(Path(out.name).read_text())["results"][0]["median"])
     times = []
     for i in range(runs + 2):
         start = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, cwd=ROOT)
         if i >= 2:  # warm-up runs fill the page cache
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -105,6 +110,8 @@ def main() -> None:
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; median of {args.runs} runs")
     rows = [("moneyd --help", median_seconds([*MONEYD, "--help"], args.runs), 0.25),
             ("moneyd --version", median_seconds([*MONEYD, "--version"], args.runs), 0.25)]
+    rows += [(f"moneyd {name}:start --help", median_seconds([*MONEYD, f"{name}:start", "--help"], args.runs), None)
+             for name in ("btp", "xrp", "eth")]
     if JS_MONEYD.exists():
         node = shutil.which("node")
         if node:

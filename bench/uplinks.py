@@ -170,7 +170,7 @@ def both_ways(m: Moneyd, node: NodeRunner, parent_pid: int, apps_url: Callable[[
 
 
 def bench_eth(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
-    from tests.support.ethfixture import _start
+    from tests.support.ethfixture import _start, stop
 
     runner, ganache = _start()
     node = NodeRunner()
@@ -194,7 +194,7 @@ def bench_eth(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
     finally:
         m.stop()
         node.stop_all()
-        runner.stop_all()
+        stop(runner)
 
 
 def bench_xrp(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:

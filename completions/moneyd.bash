@@ -38,12 +38,12 @@ _moneyd() {
         btp:configure) opts="--parent --force -f --insecure -h --help --config --testnet"; subs="" ;;
         btp:start) opts="--wait-for-parent --host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
         eth:configure) opts="--parent --provider --contract --name --channel-amount --key-file --force -f --advanced -h --help --config --testnet"; subs="" ;;
-        eth:start) opts="--claim-on-close --host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
+        eth:start) opts="--claim-on-close --wait-for-parent --host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
         eth:info) opts="--json -h --help --config --testnet"; subs="" ;;
         eth:topup) opts="--amount -h --help --config --testnet"; subs="" ;;
         eth:cleanup) opts="--no-request --wait -h --help --config --testnet"; subs="" ;;
         xrp:configure) opts="--parent --xrp-server --name --secret-file --channel-amount --import-js --force -f --faucet --advanced -h --help --config --testnet"; subs="" ;;
-        xrp:start) opts="--host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
+        xrp:start) opts="--wait-for-parent --host --port --allow-origin --unsafe-allow-extensions --quiet -q --admin-api-port --log-level --log-format -h --help --config --testnet"; subs="" ;;
         xrp:info) opts="--json -h --help --config --testnet"; subs="" ;;
         xrp:topup) opts="--amount --channel --yes -y --json -h --help --config --testnet"; subs="" ;;
         xrp:cleanup) opts="--all --channel --yes -y --json -h --help --config --testnet"; subs="" ;;

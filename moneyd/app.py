@@ -184,7 +184,7 @@ class Router:
                 await self.uplink.connect()
                 info = await self.uplink.ildcp_info()
             except Exception as e:
-                raise StartupError(f"cannot connect to the parent: {e}") from e
+                raise StartupError(f"the uplink did not start: {e}") from e
             self.address, self.asset_code, self.asset_scale = info.client_address, info.asset_code, info.asset_scale
             self.pipeline = self._build_pipeline()
             self.table.default = (UPLINK, self.uplink.send_prepare)

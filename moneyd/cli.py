@@ -17,7 +17,6 @@ import typer
 
 from . import __version__
 from .commands import register_builtin
-from .config import default_path
 
 if TYPE_CHECKING:
     from typer.core import TyperGroup
@@ -65,6 +64,8 @@ def root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version, is_eager=True),
 ) -> None:
     """moneyd: the Interledger home router."""
+    from .config import default_path
+
     ctx.obj = GlobalOptions(config or default_path(testnet), testnet, config is not None)
 
 

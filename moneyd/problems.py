@@ -28,7 +28,7 @@ def explain_os_error(e: OSError, path_hint: object = None) -> str:
 
 
 def explain(e: BaseException) -> str:
-    import sqlite3  # here, not at the top: config imports this module, and the CLI starts without sqlite3
+    import sqlite3  # here: only an error pays for it
 
     if isinstance(e, ConfigError | StoreError):
         return str(e)

@@ -8,24 +8,20 @@ point names an :class:`UplinkPlugin`, which adds its commands (``NAME:configure`
 from __future__ import annotations
 
 import abc
-import asyncio
-import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-from .handlers import OutgoingHandler
-from .wire.ildcp import IldcpResponse
-from .wire.ilp import Prepare, Reply
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import typer
 
+    from .handlers import OutgoingHandler
+    from .wire.ildcp import IldcpResponse
+    from .wire.ilp import Prepare, Reply
+
 ENTRY_POINT_GROUP = "moneyd.uplinks"
 
-log = logging.getLogger(__name__)
-
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +68,8 @@ class Uplink(abc.ABC):
     settlement (the router owns routing and reads the balance through ``balance()``)."""
 
     def __init__(self) -> None:
+        import asyncio  # here, not at module level: the CLI imports this module for --help (plugin discovery)
+
         self._incoming: OutgoingHandler | None = None
         # Set when the uplink cannot go on (say the parent closed our channel): moneyd then shuts down.
         self.failed = asyncio.Event()
@@ -140,6 +138,8 @@ class PluginLoadError:
 def discover_uplinks() -> tuple[dict[str, UplinkPlugin], list[PluginLoadError]]:
     """Every installed uplink plugin by name, plus the ones that failed to load (a broken third-party
     plugin must not take the whole CLI down)."""
+    from importlib.metadata import entry_points
+
     found: dict[str, UplinkPlugin] = {}
     errors: list[PluginLoadError] = []
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -156,3 +156,46 @@ def discover_uplinks() -> tuple[dict[str, UplinkPlugin], list[PluginLoadError]]:
             continue
         found[plugin.name] = plugin
     return found, errors
+
+
+async def keep_trying(
+    what: str,
+    attempt: Callable[[], Awaitable[T]],
+    unreachable: type[BaseException] | tuple[type[BaseException], ...],
+    deadline: float | None,
+    *,
+    initial: float = 0.5,
+    maximum: float = 30.0,
+) -> T:
+    """``await attempt()`` (which reaches ``what``, e.g. "the parent") until it succeeds, trying again with
+    exponential backoff while it fails with an ``unreachable`` error (nothing answers yet: a parent, a ledger or a
+    node that is down or not up yet), until ``deadline`` (event loop time; None: forever). Any other error ends it
+    at once; running out of time ends it with a ConnectionError carrying the last error's message (the one line the
+    user sees). The exception's message says what is unreachable and why.
+
+    What is unreachable is said once, as a warning with the next delay; later failures only at debug level, so a
+    long wait does not fill the log. Every uplink's start waits through this one loop (``btp:``, ``xrp:``, ``eth:``)."""
+    import asyncio
+    import logging
+
+    log = logging.getLogger("moneyd.uplink")
+    loop = asyncio.get_running_loop()
+    delay, tries = initial, 0
+    while True:
+        try:
+            result = await attempt()
+        except unreachable as e:
+            why = str(e) or type(e).__name__
+            tries += 1
+            if deadline is not None and loop.time() + delay > deadline:
+                raise ConnectionError(why) from None
+            if tries == 1:
+                log.warning("%s; trying again in %.1fs, then with backoff up to %gs (Ctrl-C stops)", why, delay, maximum)
+            else:
+                log.debug("%s; next try in %.1fs", why, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, maximum)
+            continue
+        if tries:
+            log.info("%s answered after %d tries", what, tries + 1)
+        return result

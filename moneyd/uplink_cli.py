@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_API_PORT", "ALLOW_EXTENSIONS", "ALLOW_ORIGIN", "DEFAULT_ADMIN_API_PORT", "HOST", "LOG_FORMAT", "LOG_LEVEL",
-    "PORT", "QUIET", "CommandsPlugin", "RouterOptions", "admin_port", "ask", "configured", "fail", "format_amount",
+    "PORT", "QUIET", "WAIT_FOR_PARENT", "CommandsPlugin", "RouterOptions", "admin_port", "ask", "configured", "fail", "format_amount",
     "installed", "load_config", "load_secret", "read_secret_file", "register_missing", "router_command", "serve",
     "server_options",
 ]
@@ -58,6 +58,12 @@ ADMIN_API_PORT = typer.Option(
     "in the config file; 0 turns it off).")
 LOG_LEVEL = typer.Option("info", "--log-level", help="debug, info, warning or error.")
 LOG_FORMAT = typer.Option("text", "--log-format", help="text, or json (one JSON object a line).")
+
+# Every NAME:start waits for a parent (and a ledger or node) that does not answer at start, as the JS moneyd does:
+# the local server opens once the parent has told us our address. moneyd.uplink.keep_trying is the loop.
+WAIT_FOR_PARENT: float | None = typer.Option(
+    None, "--wait-for-parent", min=0, show_default="until it answers",
+    help="Seconds to keep trying (with backoff) a parent, ledger or node that does not answer at start; 0: one try.")
 
 
 @dataclass(frozen=True)

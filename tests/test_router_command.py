@@ -30,7 +30,7 @@ def test_every_router_command_takes_the_same_router_options() -> None:
     # ... and each keeps its own options too.
     own = {name: [p.opts[0] for p in commands[name].params if p.opts[0] not in SHARED] for name in declared}
     assert own == {"local": ["--address", "--asset-code", "--asset-scale"], "btp:start": ["--wait-for-parent"],
-                   "xrp:start": [], "eth:start": ["--claim-on-close"]}
+                   "xrp:start": ["--wait-for-parent"], "eth:start": ["--claim-on-close", "--wait-for-parent"]}
 
 
 def test_a_plugin_start_command_gets_router_options(tmp_path: Path) -> None:

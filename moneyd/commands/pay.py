@@ -7,21 +7,23 @@ one JSON object on stdout, early errors included.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
 import sys
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..amounts import AmountError, AmountText, parse_amount
 
+# asyncio and the STREAM modules are imported by the functions that use them: `moneyd --help` loads this module.
 if TYPE_CHECKING:
+    import asyncio
+    from fractions import Fraction
+
     from ..localapp import LocalApp
     from ..stream.aio import PaymentResult, StreamClient
 
@@ -60,6 +62,8 @@ def _say(opts: PayOptions, line: str) -> None:
 
 
 async def pay(opts: PayOptions, outcome: Outcome | None = None, stop: asyncio.Event | None = None) -> tuple[PaymentResult, dict[str, Any]]:
+    import asyncio
+
     from ..handlers import answering
     from ..localapp import LocalApp, LocalAppError
     from ..spsp import SpspError, query
@@ -127,6 +131,8 @@ async def _watch(task: asyncio.Future[Any], client: StreamClient, app: LocalApp,
                  stop: asyncio.Event, on_tick: Any) -> str | None:
     """Wait for ``task``; stop it early (and say why) on a signal, a lost link to moneyd, or ``opts.timeout``
     seconds in which nothing more was sent or delivered."""
+    import asyncio
+
     conn = client.connection
     loop = asyncio.get_running_loop()
     # Progress is money moving: packets that keep being rejected are not progress.
@@ -159,6 +165,8 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
     """Cancel ``task`` and wait until it has ended. Once is not always enough: Python 3.11's asyncio.wait_for
     (which the STREAM sender waits with) loses a cancellation that arrives as its inner wait completes
     (gh-86296), and the payment would go on; so cancel again until the task is done."""
+    import asyncio
+
     while not task.done():
         task.cancel()
         await asyncio.wait((task,), timeout=TICK)
@@ -169,6 +177,8 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
 async def _send(client: StreamClient, app: LocalApp, amount: int, opts: PayOptions,
                 stop: asyncio.Event) -> tuple[PaymentResult, bool]:
     """Send ``amount``; the result, and whether the link to moneyd is still there."""
+    import asyncio
+
     from ..stream.aio import PaymentResult
 
     conn = client.connection
@@ -240,6 +250,9 @@ def register(app: typer.Typer) -> None:
                                                      help="Never send more than this many base units in one packet."),
     ) -> None:
         """Pay RECEIVER: resolve it by SPSP, then stream AMOUNT with STREAM through the running moneyd."""
+        import asyncio
+        from fractions import Fraction
+
         outcome = Outcome()
 
         def give_up(message: str, code: int = 1) -> typer.Exit:
@@ -285,6 +298,7 @@ def register(app: typer.Typer) -> None:
 
 
 async def _main(opts: PayOptions, outcome: Outcome) -> None:
+    import asyncio
     import logging
 
     # A link that died mid-write makes asyncio warn once per write ("socket.send() raised exception"); the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -12,7 +11,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+# asyncio and the STREAM modules are imported where they are used: `moneyd --help` loads this module.
 if TYPE_CHECKING:
+    import asyncio
+
     from ..localapp import LocalApp
     from ..stream.aio import StreamConnection
     from ..wire.ilp import Prepare, Reply
@@ -58,6 +60,8 @@ class Receiver:
     async def reconnect(self, stop: asyncio.Event) -> bool:
         """moneyd went away (restarted, say): connect again with the same token until it answers or we are
         stopped. False when stopped first."""
+        import asyncio
+
         from ..handlers import answering
         from ..localapp import LocalApp, LocalAppError
 
@@ -90,6 +94,8 @@ class Receiver:
             typer.echo(text)
 
     def _on_connection(self, conn: StreamConnection, tag: str | None) -> None:
+        import asyncio
+
         inc = Incoming(len(self.payments) + 1)
         self.payments[id(conn)] = inc
 
@@ -121,6 +127,8 @@ class Receiver:
                       amount=inc.total, packets=inc.packets, total=self.total)
 
     async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
+        import asyncio
+
         await self.spsp.start(host, port)
         shown = "localhost" if host in ("127.0.0.1", "::1") else host
         url = f"http://{shown}:{self.spsp.port}/"
@@ -155,6 +163,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print events as JSON lines."),
     ) -> None:
         """Receive payments: serve an SPSP endpoint and take STREAM payments through the running moneyd."""
+        import asyncio
 
         async def main() -> None:
             import logging

@@ -8,7 +8,6 @@ and data directory as the command that installed it, logging JSON lines (journal
 from __future__ import annotations
 
 import os
-import plistlib
 import shlex
 import shutil
 import subprocess
@@ -16,8 +15,6 @@ import sys
 from pathlib import Path
 
 import typer
-
-from ..store import default_data_dir
 
 LABEL = "org.interledger.moneyd"
 
@@ -44,6 +41,8 @@ def command_line(config: Path, testnet: bool, uplink: str | None) -> list[str]:
 
 
 def environment(config: Path) -> dict[str, str]:
+    from ..store import default_data_dir  # here: the store module loads sqlite3, which --help does not need
+
     env = {"MONEYD_DATA_DIR": str(default_data_dir()), "MONEYD_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
@@ -82,6 +81,8 @@ def render_systemd(args: list[str], env: dict[str, str], uplink: str | None) -> 
 
 
 def render_launchd(args: list[str], env: dict[str, str], testnet: bool) -> bytes:
+    import plistlib  # macOS only: not loaded for every --help
+
     log = Path.home() / "Library" / "Logs" / f"moneyd{'-test' if testnet else ''}.log"
     return plistlib.dumps({
         "Label": f"{LABEL}{'-test' if testnet else ''}",

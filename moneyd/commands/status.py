@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from ..admin.files import load_token, runtime_file
-from ..store import default_data_dir
 from ..uplink_cli import DEFAULT_ADMIN_API_PORT
 
 HEALTHY, NOT_RUNNING, UPLINK_DOWN = 0, 1, 2
 
 
 def data_dir() -> Path:
+    from ..store import default_data_dir  # here: the store module loads sqlite3, which --help does not need
+
     return default_data_dir()
 
 
@@ -52,6 +51,9 @@ def locate(testnet: bool, config_port: int | None) -> tuple[int, bool]:
 
 def fetch_overview(port: int, timeout: float = 3.0) -> dict[str, Any] | None:
     """The moneyd's /overview, or None when nothing (or something that is not moneyd) answers."""
+    import urllib.error  # here: urllib.request costs more than the rest of `moneyd --help`
+    import urllib.request
+
     req = urllib.request.Request(f"http://127.0.0.1:{port}/overview", headers={"Accept": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:

@@ -18,6 +18,7 @@ async def test_kill_loop_books_agree_to_the_unit(uplink: str, seed: int, tmp_pat
     text = "\n".join(report.lines())
     assert not report.errors, text
     assert len(report.kills) == 3 and report.resumed == report.restarts >= 2, text
+    assert any(kill.startswith("topup (just after") for kill in report.kills), text  # the seed plans one
     assert report.acked_claims > 0 and report.lost_claims == 0 and report.unstored_our_claims == 0, text
     assert report.topups_announced == 1, text
     assert report.disagreement and all(v == 0 for v in report.disagreement.values()), text

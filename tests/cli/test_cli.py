@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from moneyd import __version__
 
 ROOT = Path(__file__).parent.parent.parent
@@ -91,14 +93,18 @@ def test_unknown_command_is_a_clear_error() -> None:
     assert "No such command" in out.stderr and "fly" in out.stderr
 
 
-def test_the_cli_starts_without_loading_the_heavy_modules() -> None:
-    # Every command (and every --help) pays for what the CLI imports at startup: the chain libraries, aiohttp, the
-    # router and STREAM load only when a command that needs them runs.
-    probe = ("import sys, runpy; sys.argv = ['moneyd', '--help']\n"
+@pytest.mark.parametrize("args", [["--help"], ["xrp:start", "--help"], ["eth:start", "--help"]])
+def test_the_cli_starts_without_loading_the_heavy_modules(args: list[str]) -> None:
+    # Every command (and every --help) pays for what the CLI imports at startup: the chain libraries, aiohttp,
+    # asyncio, the keyring's cryptography, sqlite3, urllib.request, the router and STREAM load only when a command
+    # that needs them runs.
+    probe = (f"import sys, runpy; sys.argv = ['moneyd', *{args!r}]\n"
              "try:\n    runpy.run_module('moneyd', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "heavy = {'xrpl', 'web3', 'eth_account', 'aiohttp', 'websockets'}\n"
-             "print(sorted({m for m in sys.modules if m.split('.')[0] in heavy or "
-             "m.startswith(('moneyd.stream', 'moneyd.app', 'moneyd.server', 'moneyd.router'))}), file=sys.stderr)")
+             "heavy = {'xrpl', 'web3', 'eth_account', 'aiohttp', 'websockets', 'asyncio', 'cryptography', 'keyring',\n"
+             "         'sqlite3', 'plistlib'}\n"
+             "print(sorted({m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(('moneyd.stream', "
+             "'moneyd.app', 'moneyd.server', 'moneyd.router', 'moneyd.wire', 'moneyd.btp', 'moneyd.secrets', "
+             "'moneyd.store', 'urllib.request'))}), file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
 

@@ -11,7 +11,9 @@ v value") when they differ.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -92,6 +94,18 @@ class Ganache:
             raise RpcError(f"evm_revert {snapshot_id} failed")
 
 
+def stop(runner: NodeRunner) -> None:
+    """Stop ganache: its wrapper exits at once when its stdin closes; on SIGTERM ganache shuts down gracefully,
+    which waits out idle HTTP connections (5 s, then SIGKILL, per stop)."""
+    for p in runner.procs:
+        if p.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                p.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.proc.wait(5)
+    runner.stop_all()
+
+
 def _start() -> tuple[NodeRunner, Ganache]:
     if not GANACHE_CLI.is_file() or not UNIDIRECTIONAL_JSON.is_file():
         pytest.fail(f"ganache or ilp-plugin-ethereum is not installed: run `npm ci --ignore-scripts` in {JS_DIR}")
@@ -143,7 +157,7 @@ def ganache_chain() -> Iterator[Ganache]:
     try:
         yield g
     finally:
-        runner.stop_all()
+        stop(runner)
 
 
 @pytest.fixture

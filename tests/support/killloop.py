@@ -240,8 +240,22 @@ async def run(loop: Loop, kills: int, report: Report, log: Callable[[str], None]
             if phase == "topup":
                 value = await loop.channel_value()
                 deadline = time.monotonic() + 30
+                paid = asyncio.ensure_future(out.event("stream", timeout=30))
+                more: list[NodeProcess] = []
+                # Pay on (a fresh pair of apps: one pair streams once) until our channel needed a top-up and the
+                # ledger applied it; one round may not use enough of the channel, and waiting out the deadline
+                # instead would kill after no top-up at all.
                 while await loop.channel_value() == value and time.monotonic() < deadline:
+                    if paid.done():
+                        more.append(await loop.pair(loop.here(m, f"t{k}-{len(more)}"), loop.there(f"u{k}-{len(more)}")))
+                        paid = asyncio.ensure_future(more[-1].event("stream", timeout=30))
+                        more[-1].send({"cmd": "stream", "amount": loop.out_amount, "maxPacket": loop.out_packet})
                     await asyncio.sleep(0.005)
+                paid.cancel()
+                with contextlib.suppress(asyncio.CancelledError, AssertionError):
+                    await paid
+                for p in more:
+                    p.stop()
                 grew = await loop.channel_value() != value
                 m.kill()
                 report.kills.append("topup (just after the ledger applied it)" if grew else "payments (no top-up came)")
@@ -490,7 +504,9 @@ class EthLoop(Loop):
         return final, dis
 
     def close(self) -> None:
-        self.ganache_runner.stop_all()
+        from tests.support.ethfixture import stop
+
+        stop(self.ganache_runner)
 
 
 async def run_uplink(uplink: str, kills: int, seed: int, tmp: Path, log: Callable[[str], None] = lambda _: None) -> Report:

@@ -9,6 +9,7 @@ import typer
 
 from moneyd.config import Config
 from moneyd.uplink_cli import (
+    WAIT_FOR_PARENT,
     RouterOptions,
     fail,
     load_config,
@@ -87,9 +88,7 @@ def register(app: typer.Typer) -> None:
     @router_command(app, "btp:start")
     def start(
         ctx: typer.Context,
-        wait_for_parent: float | None = typer.Option(
-            None, "--wait-for-parent", min=0, show_default="until it answers",
-            help="Seconds to keep trying (with backoff) a parent that does not answer at start; 0: one try."),
+        wait_for_parent: float | None = WAIT_FOR_PARENT,
         *,
         router: RouterOptions,
     ) -> None:

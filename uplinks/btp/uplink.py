@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from moneyd.btp import ilplink
 from moneyd.btp.connection import BtpConnection, BtpPeerError, connect
 from moneyd.btp.parent import without_token
-from moneyd.uplink import Uplink
+from moneyd.uplink import Uplink, keep_trying
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
 from moneyd.wire.ilp import ErrorCode, Prepare, Reject, Reply
 
 log = logging.getLogger("moneyd.uplink.btp")
+T = TypeVar("T")
+
+
+class _Unreachable(ConnectionError):
+    """Nothing answers at the parent's address (yet); the message says where and why."""
 
 
 class BtpUplink(Uplink):
@@ -30,6 +35,7 @@ class BtpUplink(Uplink):
         self.parent_url = parent_url
         # How long connect() keeps trying an unreachable parent (None: until it answers; 0: one try).
         self.startup_wait = startup_wait
+        self._startup_deadline: float | None = None
         self.connect_timeout = connect_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -52,23 +58,29 @@ class BtpUplink(Uplink):
         self.conn, self._reader = conn, reader
         self.connected.set()
 
+    def startup_deadline(self) -> float | None:
+        """When connecting at start stops waiting for what does not answer (event loop time; None: never). One
+        deadline for the whole start: a subclass that first waits for its ledger leaves the rest for the parent."""
+        if self._startup_deadline is None and self.startup_wait is not None:
+            self._startup_deadline = asyncio.get_running_loop().time() + self.startup_wait
+        return self._startup_deadline
+
+    async def keep_trying(self, what: str, attempt: Callable[[], Awaitable[T]],
+                          unreachable: type[BaseException] | tuple[type[BaseException], ...]) -> T:
+        """``attempt`` at start, waiting with backoff while ``what`` does not answer (moneyd.uplink.keep_trying)."""
+        return await keep_trying(what, attempt, unreachable, self.startup_deadline(),
+                                 initial=self.backoff_initial, maximum=self.backoff_max)
+
+    async def _open_or_say(self) -> None:
+        try:
+            await self._open()
+        except BtpPeerError as e:
+            raise ConnectionError(f"the parent refused us: {e}") from None
+        except (OSError, TimeoutError) as e:
+            raise _Unreachable(f"cannot reach the parent at {without_token(self.parent_url)}: {e or type(e).__name__}") from None
+
     async def connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = None if self.startup_wait is None else loop.time() + self.startup_wait
-        delay = self.backoff_initial
-        while True:
-            try:
-                await self._open()
-                break
-            except BtpPeerError as e:
-                raise ConnectionError(f"the parent refused us: {e}") from None
-            except (OSError, TimeoutError) as e:
-                why = f"cannot reach the parent at {without_token(self.parent_url)}: {e or type(e).__name__}"
-                if deadline is not None and loop.time() + delay > deadline:
-                    raise ConnectionError(why) from None
-                log.warning("%s; trying again in %.1fs (Ctrl-C stops)", why, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
+        await self.keep_trying("the parent", self._open_or_say, _Unreachable)
         self.info = await self._fetch_info()
         log.info("connected to the parent as %s (%s, scale %d)", self.info.client_address, self.info.asset_code, self.info.asset_scale)
         self._supervisor = asyncio.create_task(self._keep_up())

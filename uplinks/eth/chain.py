@@ -21,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 from web3.logs import DISCARD
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from .abi import KNOWN_CONTRACTS, MAINNET_CHAIN_ID, unidirectional_abi
 from .claims import ChannelState, Claim, as_account, channel_id_hex, parse_address
@@ -97,7 +98,10 @@ class EthChain:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> EthChain:
         account = as_account(key)
-        w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": request_timeout}))
+        # The first requests fail fast: a node that is down is said at once (the caller may wait for it with its
+        # own, announced backoff) rather than after web3's silent retries (2 s of them); later reads have those.
+        provider = AsyncHTTPProvider(url, request_kwargs={"timeout": request_timeout}, exception_retry_configuration=None)
+        w3: AsyncWeb3[Any] = AsyncWeb3(provider)
         try:
             chain_id = await w3.eth.chain_id
             address = resolve_contract(chain_id, contract)
@@ -111,6 +115,7 @@ class EthChain:
         if len(code) == 0:
             await w3.provider.disconnect()
             raise ConfigError(f"no contract is deployed at {address} on chain {chain_id}")
+        provider.exception_retry_configuration = ExceptionRetryConfiguration(errors=(aiohttp.ClientError, TimeoutError))  # web3's default
         return cls(w3, account, chain_id, address, receipt_timeout)
 
     async def close(self) -> None:

@@ -10,7 +10,6 @@ uplink's base unit at scale 9). Every command says which reading it used.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -24,11 +23,10 @@ from urllib.parse import urlsplit
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
-from moneyd.btp.parent import ParentError, check_name, parent_url, split_parent
 from moneyd.config import Config, ConfigError
 from moneyd.errors import MoneydError
-from moneyd.secrets import SecretError, SecretStore
 from moneyd.uplink_cli import (
+    WAIT_FOR_PARENT,
     RouterOptions,
     ask,
     configured,
@@ -41,6 +39,8 @@ from moneyd.uplink_cli import (
     serve,
 )
 
+# asyncio, the keyring and the chain libraries are imported by the commands that use them: `moneyd --help` loads
+# this module.
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
@@ -190,11 +190,12 @@ def register(app: typer.Typer) -> None:
     def start(
         ctx: typer.Context,
         claim_on_close: bool = typer.Option(False, "--claim-on-close", help="Claim what the parent owes us on chain when stopping."),
+        wait_for_parent: float | None = WAIT_FOR_PARENT,
         *,
         router: RouterOptions,
     ) -> None:
         """Run moneyd with the ETH uplink (opens a channel to the parent if there is none)."""
-        start_command(ctx, claim_on_close, router)
+        start_command(ctx, claim_on_close, router, wait_for_parent)
 
     @app.command("eth:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON (amounts in wei, as strings).")) -> None:
@@ -223,6 +224,11 @@ def configure_command(
     ctx: typer.Context, parent: str | None, provider: str | None, contract: str | None, name: str | None,
     channel_amount: str | None, key_file: Path | None, force: bool, advanced: bool
 ) -> None:
+    import asyncio
+
+    from moneyd.btp.parent import ParentError, check_name, split_parent
+    from moneyd.secrets import SecretError, SecretStore
+
     testnet: bool = ctx.obj.testnet
     cfg = load_config(ctx.obj.config_path)
     try:
@@ -276,11 +282,14 @@ def configure_command(
                f"channel ({eth(amount)}) and fees")
 
 
-def start_command(ctx: typer.Context, claim_on_close: bool, router: RouterOptions) -> None:
+def start_command(ctx: typer.Context, claim_on_close: bool, router: RouterOptions,
+                  wait_for_parent: float | None = None) -> None:
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
     settings = router.settings(cfg)
     account = load_key(section, ctx.obj.testnet)
+    from moneyd.btp.parent import ParentError, parent_url
+
     from .uplink import EthSettings, EthUplink
 
     try:
@@ -288,11 +297,14 @@ def start_command(ctx: typer.Context, claim_on_close: bool, router: RouterOption
     except ParentError as e:
         raise fail(str(e)) from None
     eth_settings = EthSettings(url, section.provider, account, contract=section.contract,
-                               channel_amount=section.channel_amount, claim_on_close=claim_on_close)
+                               channel_amount=section.channel_amount, claim_on_close=claim_on_close,
+                               startup_wait=wait_for_parent)
     raise serve(settings, ctx.obj.testnet, router.quiet, lambda store: EthUplink(eth_settings, store))
 
 
 def info_command(ctx: typer.Context, as_json: bool) -> None:
+    import asyncio
+
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
     from moneyd.store import Store
@@ -311,6 +323,8 @@ def info_command(ctx: typer.Context, as_json: bool) -> None:
 
 
 def topup_command(ctx: typer.Context, amount: str) -> None:
+    import asyncio
+
     wei = parse_wei(amount, "--amount")
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
@@ -328,6 +342,8 @@ def topup_command(ctx: typer.Context, amount: str) -> None:
 
 
 def cleanup_command(ctx: typer.Context, no_request: bool, wait: float) -> None:
+    import asyncio
+
     cfg = load_config(ctx.obj.config_path)
     section = Section.load(cfg, ctx.obj.testnet)
     account = load_key(section, ctx.obj.testnet)
@@ -490,6 +506,7 @@ async def _topup(section: Section, account: LocalAccount, store: Store, wei: int
 async def _ask_parent_to_close(section: Section, account: LocalAccount, wait: float, say: Callable[[str], None]) -> bool:
     """Connect to the parent as our account and send ``requestClose``; True once it answered."""
     from moneyd.btp.connection import BtpPeerError, ConnectionClosed, RequestRefused, connect
+    from moneyd.btp.parent import parent_url
     from moneyd.wire import btp
     from moneyd.wire.btp import ProtocolData
 
@@ -523,6 +540,8 @@ async def _ask_parent_to_close(section: Section, account: LocalAccount, wait: fl
 
 async def _cleanup(section: Section, account: LocalAccount, store: Store, ask_parent: bool, wait: float,
                    say: Callable[[str], None]) -> None:
+    import asyncio
+
     from .claims import channel_id_hex, parse_channel_id
 
     chain = await _connect(section, account)

@@ -177,6 +177,7 @@ class EthSettings:
     connect_timeout: float = 10.0
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    startup_wait: float | None = 0.0  # seconds to wait for a node or parent that does not answer at start
 
     def __post_init__(self) -> None:
         if self.channel_amount <= 0:
@@ -198,7 +199,7 @@ class EthUplink(BtpUplink):
     def __init__(self, settings: EthSettings, store: Store) -> None:
         s = settings
         super().__init__(s.parent_url, connect_timeout=s.connect_timeout, backoff_initial=s.backoff_initial,
-                         backoff_max=s.backoff_max)
+                         backoff_max=s.backoff_max, startup_wait=s.startup_wait)
         self.settings = settings
         self.provider_url = s.provider_url
         self.account = as_account(s.key)
@@ -280,9 +281,11 @@ class EthUplink(BtpUplink):
 
     async def connect(self) -> None:
         try:
-            self.chain = await EthChain.connect(
+            # The node first (the handshake reads the channels there), waiting for it as for the parent; a node that
+            # answers wrongly (no contract, unknown chain) ends the start at once.
+            self.chain = await self.keep_trying("the Ethereum node", lambda: EthChain.connect(
                 self.provider_url, self.account, self.contract_hint, receipt_timeout=self.receipt_timeout
-            )
+            ), ChainError)
         except MoneydError as e:
             raise ConnectionError(str(e)) from None
         self.key = state_key(self.chain.chain_id, self.chain.contract_address, self.address)

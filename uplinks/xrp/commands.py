@@ -6,7 +6,6 @@ in the OS keyring (moneyd.secrets), and ``MONEYD_XRP_SECRET`` overrides it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from dataclasses import dataclass, replace
@@ -17,9 +16,8 @@ from urllib.parse import unquote, urlsplit
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
-from moneyd.btp.parent import ParentError, parent_url
-from moneyd.secrets import SecretError, SecretStore
 from moneyd.uplink_cli import (
+    WAIT_FOR_PARENT,
     RouterOptions,
     ask,
     configured,
@@ -34,6 +32,7 @@ from moneyd.uplink_cli import (
 from .manage import register_manage
 from .wallet import SECRET_ENV, SECTION, SERVERS, ConfigureError, wallet_for, wallet_for_quiet, xrp
 
+# asyncio, the keyring and xrpl-py are imported by the commands that use them: `moneyd --help` loads this module.
 if TYPE_CHECKING:
     from moneyd.store import Store
 
@@ -95,6 +94,8 @@ def read_js_config(path: Path) -> dict[str, str]:
 
 async def faucet_account(url: str, xrp_server: str, wait: float = 60.0) -> str:
     """A new funded testnet account from an XRPL faucet (its seed), once the account is on the ledger."""
+    import asyncio
+
     import aiohttp
 
     from .ledger import LedgerError, XrpLedger
@@ -168,9 +169,10 @@ def register(app: typer.Typer) -> None:
         configure_command(ctx, parent, xrp_server, name, secret_file, channel_amount, import_js, force, faucet, advanced)
 
     @router_command(app, "xrp:start")
-    def start(ctx: typer.Context, *, router: RouterOptions) -> None:
+    def start(ctx: typer.Context, wait_for_parent: float | None = WAIT_FOR_PARENT, *,
+              router: RouterOptions) -> None:
         """Run moneyd with the configured parent as its uplink, settling over XRP payment channels."""
-        start_command(ctx, router)
+        start_command(ctx, router, wait_for_parent)
 
     @app.command("xrp:info")
     def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -184,6 +186,11 @@ def configure_command(
     ctx: typer.Context, parent: str | None, xrp_server: str | None, name: str | None, secret_file: Path | None,
     channel_amount: str | None, import_js: Path | None, force: bool, faucet: str, advanced: bool
 ) -> None:
+    import asyncio
+
+    from moneyd.btp.parent import ParentError, parent_url
+    from moneyd.secrets import SecretError, SecretStore
+
     testnet: bool = ctx.obj.testnet
     cfg = load_config(ctx.obj.config_path)
     if cfg.section(SECTION) is not None and not force:
@@ -232,7 +239,7 @@ def configure_command(
     typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
 
 
-def start_command(ctx: typer.Context, router: RouterOptions) -> None:
+def start_command(ctx: typer.Context, router: RouterOptions, wait_for_parent: float | None = None) -> None:
     from .uplink import XrpSettings, XrpUplink
 
     testnet: bool = ctx.obj.testnet
@@ -262,7 +269,7 @@ def start_command(ctx: typer.Context, router: RouterOptions) -> None:
 
     def uplink(store: Store) -> XrpUplink:
         try:
-            return XrpUplink(xrp_settings, store)
+            return XrpUplink(xrp_settings, store, startup_wait=wait_for_parent)
         except Exception as e:
             raise fail(str(e)) from None
 
@@ -272,6 +279,8 @@ def start_command(ctx: typer.Context, router: RouterOptions) -> None:
 def info_command(ctx: typer.Context, as_json: bool) -> None:
     section = configured(load_config(ctx.obj.config_path), SECTION, ctx.obj.testnet)
     address, server = section["address"], str(section.get("xrp_server") or SERVERS[ctx.obj.testnet])
+    import asyncio
+
     from .ledger import LedgerError
 
     try:

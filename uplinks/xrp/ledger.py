@@ -35,6 +35,10 @@ class LedgerError(Exception):
     """A ledger request or transaction failed; the message says which and why (rippled's result code)."""
 
 
+class LedgerUnreachable(LedgerError):
+    """Nothing answers at the XRPL server's address (refused, DNS, TLS, timeout): it may be down or not up yet."""
+
+
 @dataclass(frozen=True, slots=True)
 class AccountState:
     address: str
@@ -57,7 +61,7 @@ class XrpLedger:
         try:
             await asyncio.wait_for(client.open(), timeout)
         except Exception as e:  # DNS, refused, TLS, timeout: one clear line
-            raise LedgerError(f"cannot connect to the XRPL server {url}: {e or type(e).__name__}") from None
+            raise LedgerUnreachable(f"cannot connect to the XRPL server {url}: {e or type(e).__name__}") from None
         return cls(client, url, timeout)
 
     async def close(self) -> None:

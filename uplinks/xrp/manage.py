@@ -16,7 +16,6 @@ fresh connection afterwards, re-reading each channel first, so a slow answer at 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sys
@@ -29,13 +28,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from moneyd.amounts import AmountError, parse_amount
-from moneyd.secrets import PASSPHRASE_ENV, SecretError, SecretStore
 from moneyd.uplink_cli import configured as configured_section
 from moneyd.uplink_cli import fail, load_config, load_secret
 
 from .errors import ProtocolError
 from .wallet import SECRET_ENV, SECTION, SERVERS, ConfigureError, wallet_for, xrp
 
+# asyncio, the keyring and xrpl-py are imported by the functions that use them: `moneyd --help` loads this module.
 if TYPE_CHECKING:
     from xrpl.wallet import Wallet
 
@@ -140,6 +139,8 @@ def configured(ctx: typer.Context) -> Account:
 def load_wallet(acct: Account) -> Wallet:
     secret = load_secret(f"xrp:{acct.address}", acct.testnet, SECRET_ENV)
     if not secret:
+        from moneyd.secrets import SecretStore
+
         raise fail(f"no secret for {acct.address} in {SecretStore(testnet=acct.testnet).where} (nor ${SECRET_ENV}); "
                    "run `moneyd xrp:configure --force` again")
     try:
@@ -163,6 +164,8 @@ def made_by_moneyd(c: PayChannel, secret: str | None) -> bool:
 def secret_quietly(acct: Account) -> str | None:
     """The secret if it can be had without a prompt (env, keyring, or the encrypted file with its passphrase set)."""
     import os
+
+    from moneyd.secrets import PASSPHRASE_ENV, SecretError, SecretStore
 
     if os.environ.get(SECRET_ENV):
         return os.environ[SECRET_ENV].strip()
@@ -215,6 +218,8 @@ async def ledger_now(ledger: XrpLedger) -> int:
 
 async def with_progress(work: Awaitable[T], label: str, quiet: bool = False) -> T:
     """Await ``work`` (a transaction being validated), keeping one progress line on stderr meanwhile."""
+    import asyncio
+
     tty = sys.stderr.isatty() and not quiet
     start = time.monotonic()
     task = asyncio.ensure_future(work)
@@ -238,6 +243,8 @@ async def with_progress(work: Awaitable[T], label: str, quiet: bool = False) -> 
 
 
 def run(coro: Callable[[], Awaitable[T]]) -> T:
+    import asyncio
+
     from .ledger import LedgerError
 
     async def main() -> T:

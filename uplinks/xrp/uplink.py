@@ -61,7 +61,7 @@ from .errors import (
     XrpUplinkError,
 )
 from .keys import ChannelKey
-from .ledger import LedgerError, XrpLedger
+from .ledger import LedgerError, LedgerUnreachable, XrpLedger
 
 log = logging.getLogger("moneyd.uplink.xrp")
 
@@ -109,8 +109,10 @@ class XrpUplink(BtpUplink):
     # -- connecting ----------------------------------------------------------------------------------------
 
     async def connect(self) -> None:
+        server = self.settings.xrp_server
         try:
-            self.ledger = await XrpLedger.connect(self.settings.xrp_server)
+            # The ledger first (the handshake reads both channels there), waiting for it as for the parent.
+            self.ledger = await self.keep_trying("the XRPL server", lambda: XrpLedger.connect(server), LedgerUnreachable)
         except LedgerError as e:
             raise ConnectionError(str(e)) from None
         try:

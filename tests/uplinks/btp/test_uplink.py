@@ -126,7 +126,7 @@ def test_btp_start_cli_end_to_end(node: NodeRunner, tmp_path: Path) -> None:
     out = cli(tmp_path, "btp:start", "--port", str(port), "--wait-for-parent", "1")
     assert out.returncode == 1
     assert "trying again in 0.5s" in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("moneyd: error: cannot connect to the parent: cannot reach the parent")
+    assert out.stderr.strip().splitlines()[-1].startswith("moneyd: error: the uplink did not start: cannot reach the parent at")
 
 
 def test_btp_start_waits_for_a_parent_that_comes_up_later(node: NodeRunner, tmp_path: Path) -> None:
