@@ -243,15 +243,15 @@ async def serve_until_signalled(router: Router, announce: Callable[[str], None])
 
 
 async def _start_admin(router: Router) -> Any:
-    """The admin API and dashboard (imported here: aiohttp is not needed to start the CLI)."""
+    """The admin API and dashboard: the port is bound now, the HTTP server (aiohttp) loaded on its first client."""
     s = router.settings
     if s.admin_api_port is None:
         return None
-    from .admin.api import AdminServer
     from .admin.files import runtime_file
+    from .admin.gate import AdminGate
 
     try:
-        admin = AdminServer(router, s.admin_api_port, router.store.path.parent)
+        admin = AdminGate(router, s.admin_api_port, router.store.path.parent)
         await admin.start()
     except OSError as e:
         if s.admin_api_strict:
