@@ -8,12 +8,12 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from . import loglimit
+from . import evloop, loglimit
 from .admin.monitor import Monitor
 from .handlers import IncomingHandler
 from .router.layers import (
@@ -269,15 +269,6 @@ async def _start_admin(router: Router) -> Any:
     return admin
 
 
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
-    """uvloop where it is installed (it roughly halves the event loop's cost per packet), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    return uvloop.run
-
-
 def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, quiet: bool = False) -> int:
     """Run moneyd in the foreground; the exit code for the CLI."""
     from .logs import setup_logging
@@ -286,7 +277,7 @@ def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, qu
     loglimit.install()  # a client must not be able to grow the log without bound
     router = Router(settings, store, uplink)
     try:
-        _event_loop_runner()(serve_until_signalled(router, lambda line: print(line, flush=True)))
+        evloop.run(serve_until_signalled(router, lambda line: print(line, flush=True)))
     except StartupError as e:
         print(f"moneyd: error: {e}", file=sys.stderr)
         return 1
