@@ -69,6 +69,8 @@ class AdminGate:
             await server.start(sock)
         except Exception as e:  # the router goes on without its dashboard; say why once
             log.warning("admin API could not start: %s: %s", type(e).__name__, e)
+            self._sock = None
+            sock.close()  # clients are refused rather than left waiting in the backlog
             return
         self.server = server
         log.debug("admin API loaded on its first client")
