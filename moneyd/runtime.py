@@ -9,10 +9,10 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-from . import loglimit
+from . import evloop, loglimit
 from .app import Router, RouterSettings, StartupError
 from .store import Store
 from .uplink import Uplink
@@ -54,15 +54,15 @@ async def serve_until_signalled(router: Router, announce: Callable[[str], None])
 
 
 async def _start_admin(router: Router) -> Any:
-    """The admin API and dashboard (imported here: aiohttp is not needed to start the CLI)."""
+    """The admin API and dashboard: the port is bound now, the HTTP server (aiohttp) loaded on its first client."""
     s = router.settings
     if s.admin_api_port is None:
         return None
-    from .admin.api import AdminServer
     from .admin.files import runtime_file
+    from .admin.gate import AdminGate
 
     try:
-        admin = AdminServer(router, s.admin_api_port, router.store.path.parent)
+        admin = AdminGate(router, s.admin_api_port, router.store.path.parent)
         await admin.start()
     except OSError as e:
         if s.admin_api_strict:
@@ -80,15 +80,6 @@ async def _start_admin(router: Router) -> Any:
     return admin
 
 
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
-    """uvloop where it is installed (it roughly halves the event loop's cost per packet), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    return uvloop.run
-
-
 def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, quiet: bool = False) -> int:
     """Run moneyd in the foreground; the exit code for the CLI."""
     from .logs import setup_logging
@@ -97,7 +88,7 @@ def run(settings: RouterSettings, store: Store, uplink: Uplink | None = None, qu
     loglimit.install()  # a client must not be able to grow the log without bound
     router = Router(settings, store, uplink)
     try:
-        _event_loop_runner()(serve_until_signalled(router, lambda line: print(line, flush=True)))
+        evloop.run(serve_until_signalled(router, lambda line: print(line, flush=True)))
     except StartupError as e:
         print(f"moneyd: error: {e}", file=sys.stderr)
         return 1

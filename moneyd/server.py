@@ -184,20 +184,22 @@ class MiniAccountsServer:
                 return refused
         acct = self.accounts.get(account)
         address = self.router_address()
-        while acct is not None and acct.sockets:
-            # Round robin over the account's open sockets.
+        closed: Reject | None = None
+        # Round robin over the account's sockets, each tried at most once (a closing one stays listed for a moment).
+        for _ in range(len(acct.sockets) if acct is not None else 0):
+            if acct is None or not acct.sockets:
+                break
             acct.next_index = (acct.next_index + 1) % len(acct.sockets)
             conn = acct.sockets[acct.next_index]
             try:
                 return await ilplink.request_prepare(conn, prepare, address, peer="the app")
             except ilplink.LinkClosed as e:
-                # The app vanished with this packet in flight: a clean reject, never a crash.
-                if conn in acct.sockets:
-                    continue
-                return e.reject(address)
+                # The app vanished with this packet in flight: a clean reject, never a crash (another of its
+                # sockets may still take the packet).
+                closed = e.reject(address)
             except (ilplink.LinkFailure, ilplink.LinkExpired) as e:
                 return e.reject(address)
-        return Reject(ErrorCode.F02_UNREACHABLE, address, f"no app is connected as {account}")
+        return closed or Reject(ErrorCode.F02_UNREACHABLE, address, f"no app is connected as {account}")
 
     # -- one connection --------------------------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,7 @@ from aiohttp import web
 from . import snapshot
 from .files import load_token
 from .monitor import Monitor
+from .sampler import TICK, Rate, Sampler
 from .snapshot import UPLINK, LinkWatch
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("moneyd.admin")
 
 MAX_BODY = 16 * 1024
-TICK = 0.5  # how often the server samples rates, link state and channels (not per packet)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _AMOUNT_DIFF = re.compile(r"\A(?:0|-?[1-9][0-9]{0,30})\Z")
 _ACCOUNT_ID = re.compile(r"\A[A-Za-z0-9_.\-~]{1,128}\Z")
@@ -58,15 +58,11 @@ def _s(v: int | None, none: str) -> str:
     return none if v is None else str(v)
 
 
-@dataclass
-class _Rate:
-    packets: int = 0
-    stamp: float = 0.0
-    per_second: float = 0.0
-
-
 class AdminServer:
-    def __init__(self, router: Router, port: int, data_dir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, router: Router, port: int, data_dir: Path, host: str = "127.0.0.1", sampler: Sampler | None = None
+    ) -> None:
+        """``sampler``: one already running (``gate.AdminGate`` starts it with moneyd); else this server runs its own."""
         self.router = router
         self.monitor: Monitor = router.monitor
         self.host = host
@@ -74,18 +70,17 @@ class AdminServer:
         self.port = 0
         self.data_dir = data_dir
         self.token = load_token(data_dir) or ""
-        self.watch = LinkWatch()
+        self._own_sampler = sampler is None
+        self.sampler = sampler if sampler is not None else Sampler(router)
+        self.watch: LinkWatch = self.sampler.watch
+        self.rate: Rate = self.sampler.rate
         self.routing_table_id = str(uuid.uuid4())
-        self.rate = _Rate(stamp=time.monotonic())
-        self._claimed: dict[str, str | None] = {}
         self._runner: web.AppRunner | None = None
-        self._ticker: asyncio.Task[None] | None = None
         self._receiver: Receiver | None = None
         self._receiver_app: LocalApp | None = None
         self._receiver_lock = asyncio.Lock()
         self._closing = asyncio.Event()
         self._published: Path | None = None
-        self._link_seen: bool | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -113,10 +108,15 @@ class AdminServer:
         r.add_post("/receive", self.post_receive)
         return a
 
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on ``host:port``, or serve on ``sock``, a listening socket bound already."""
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.requested_port)
+        site: web.BaseSite
+        if sock is not None:
+            site = web.SockSite(self._runner, sock)
+        else:
+            site = web.TCPSite(self._runner, self.host, self.requested_port)
         try:
             await site.start()
         except BaseException:
@@ -124,7 +124,8 @@ class AdminServer:
             raise
         sockets = getattr(site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
-        self._ticker = asyncio.create_task(self._tick())
+        if self._own_sampler:
+            self.sampler.start()
 
     def publish(self, path: Path) -> None:
         """Say where we serve, for ``moneyd status`` (removed again on stop)."""
@@ -139,45 +140,14 @@ class AdminServer:
         if self._published is not None:
             with contextlib.suppress(OSError):
                 self._published.unlink()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._ticker
+        if self._own_sampler:
+            await self.sampler.stop()
         await self._stop_receiver()
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(TICK)
-            try:
-                self.sample()
-            except Exception:  # sampling is best effort; it must never stop
-                log.debug("admin sampling failed", exc_info=True)
-
     def sample(self) -> None:
-        """Packet rate, uplink link changes and channel claims, seen from outside the packet path."""
-        now = time.monotonic()
-        m = self.monitor
-        dt = now - self.rate.stamp
-        if dt > 0:
-            self.rate.per_second = (m.packets - self.rate.packets) / dt
-        self.rate.packets, self.rate.stamp = m.packets, now
-        if self.router.uplink is None:
-            return
-        facts = snapshot.uplink_facts(self.router, self.watch)
-        if facts is None:
-            return
-        # Compared with what this sampler saw last (requests also update self.watch, and must not hide a change).
-        if self._link_seen is not None and self._link_seen != facts["connected"]:
-            m.link(UPLINK, facts["connected"], facts.get("failure") or "")
-        self._link_seen = facts["connected"]
-        for side, ch in facts["channels"].items():
-            claimed = ch["claimed"] if ch else None
-            before = self._claimed.get(side)
-            if claimed is not None and before is not None and claimed != before:
-                m.claim("sent" if side == "ours" else "received", int(claimed) - int(before), ch.get("id") or "")
-            self._claimed[side] = claimed
+        self.sampler.sample()
 
     # -- safety -------------------------------------------------------------------------------------------------
 

@@ -78,6 +78,35 @@ class RequestRefused(Exception):
 def _expire(fut: asyncio.Future[bytes]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError())
+        _wake(fut)
+
+
+# -- handlers resumed by hand, with no task ------------------------------------------------------------------------
+#
+# A handler that forwards a Prepare (the router) waits on exactly one thing: the answer to a request of ours on
+# another BtpConnection. Giving it a task would cost a task, its first step and its wake-up, each a turn of the event
+# loop. Instead the future of each request we await is registered here; a handler that suspends on one is resumed
+# by whoever completes it (the answer's arrival, its deadline, the connection's end), at once. A handler that waits
+# on anything else gets a task, as before.
+
+_resumable: dict[asyncio.Future[bytes], _Driven | None] = {}
+
+
+class _Driven:
+    """A request handler suspended on one of our requests' futures, to be stepped by hand."""
+
+    __slots__ = ("conn", "coro", "raw_ilp", "request_id")
+
+    def __init__(self, conn: BtpConnection, coro: Coroutine[Any, Any, Any], request_id: int, raw_ilp: bool) -> None:
+        self.conn, self.coro, self.request_id, self.raw_ilp = conn, coro, request_id, raw_ilp
+
+
+def _wake(fut: asyncio.Future[bytes]) -> None:
+    """``fut`` is done: step the handler suspended on it, if one is driven by hand."""
+    driven = _resumable.get(fut)
+    if driven is not None:
+        _resumable[fut] = None
+        driven.conn._advance(driven)
 
 
 def error_frame(request_id: int, code: str, name: str, message: str) -> btp.Error:
@@ -203,6 +232,7 @@ class BtpConnection:
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._next_id = secrets.randbits(31)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._driven: set[_Driven] = set()  # handlers suspended on a request of ours, stepped by hand
         self.closed = asyncio.Event()
         self._holding = hold
         self._backlog: deque[bytes | None] = deque()  # None: a text message (BTP is binary)
@@ -231,6 +261,7 @@ class BtpConnection:
         request_id = self._new_id()
         fut: asyncio.Future[bytes] = self._loop.create_future()
         self._pending[request_id] = fut
+        _resumable[fut] = None
         # The deadline runs from before the write: a peer that does not read cannot hold the answer back.
         timer = self._loop.call_later(timeout, _expire, fut)
         try:
@@ -239,6 +270,7 @@ class BtpConnection:
         finally:
             timer.cancel()
             del self._pending[request_id]
+            del _resumable[fut]
 
     async def request(self, protocol_data: Sequence[ProtocolData], timeout: float = 30.0) -> tuple[ProtocolData, ...]:
         """Send a Message and return the Response's protocolData; BtpPeerError if the peer answers with an Error."""
@@ -324,6 +356,7 @@ class BtpConnection:
             fut = self._pending.get(int.from_bytes(raw[1:5], "big")) if len(raw) >= 5 else None
             if fut is not None and not fut.done():
                 fut.set_result(raw)
+                _wake(fut)
             else:
                 limited.log(logging.DEBUG, "unknown-answer", "%s: answer to an unknown request", self.label)
         elif self._serving >= self.limits.max_serving or self._backlog:
@@ -386,9 +419,36 @@ class BtpConnection:
             self._answer_error(request_id, e)
             return
         self._serving += 1
+        self._suspended(coro, yielded, request_id, raw_ilp)
+
+    def _suspended(self, coro: Coroutine[Any, Any, Any], yielded: Any, request_id: int, raw_ilp: bool) -> None:
+        """A handler (counted in ``_serving``) waits on ``yielded``: resumed by hand if that is one of our requests'
+        futures, else in a task."""
+        if type(yielded) is asyncio.Future and yielded in _resumable and not yielded.done():
+            yielded._asyncio_future_blocking = False  # what a task would reset before waiting on it
+            driven = _Driven(self, coro, request_id, raw_ilp)
+            _resumable[yielded] = driven
+            self._driven.add(driven)
+            return
         task = self._loop.create_task(self._finish(coro, yielded, request_id, raw_ilp))
         self._tasks.add(task)
         task.add_done_callback(self._served)
+
+    def _advance(self, driven: _Driven) -> None:
+        """Step a handler driven by hand, whose future is done."""
+        self._driven.discard(driven)
+        try:
+            yielded = driven.coro.send(None)
+        except StopIteration as stop:
+            self._answer(driven.request_id, stop.value, driven.raw_ilp)
+        except asyncio.CancelledError:
+            pass  # only a future cancelled under it: the peer gets no answer, as for a cancelled task
+        except Exception as e:
+            self._answer_error(driven.request_id, e)
+        else:
+            self._suspended(driven.coro, yielded, driven.request_id, driven.raw_ilp)
+            return
+        self._release()
 
     async def _finish(self, coro: Coroutine[Any, Any, Any], yielded: Any, request_id: int, raw_ilp: bool) -> None:
         try:
@@ -400,6 +460,9 @@ class BtpConnection:
 
     def _served(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._release()
+
+    def _release(self) -> None:
         self._serving -= 1
         if self._backlog and not self._holding:
             self._drain()
@@ -442,6 +505,9 @@ class BtpConnection:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionClosed(f"{self.label}: connection closed"))
+                # Woken at the next turn, as a task would be: after those waiting for ``closed`` (the server drops
+                # this connection from its app's sockets first).
+                self._loop.call_soon(_wake, fut)
         self._backlog.clear()
         self._wake()
 
@@ -453,6 +519,15 @@ class BtpConnection:
         self._shutdown()
         for task in list(self._tasks):
             task.cancel()
+        for driven in list(self._driven):  # as a task is cancelled: CancelledError where the handler waits
+            self._driven.discard(driven)
+            try:
+                driven.coro.throw(asyncio.CancelledError())
+            except BaseException:  # its end: CancelledError, or whatever it raised instead
+                pass
+            else:  # it went on waiting: stop it for good
+                driven.coro.close()
+            self._release()
 
     @property
     def serving(self) -> int:

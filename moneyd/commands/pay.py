@@ -250,7 +250,6 @@ def register(app: typer.Typer) -> None:
                                                      help="Never send more than this many base units in one packet."),
     ) -> None:
         """Pay RECEIVER: resolve it by SPSP, then stream AMOUNT with STREAM through the running moneyd."""
-        import asyncio
         from fractions import Fraction
 
         outcome = Outcome()
@@ -276,8 +275,10 @@ def register(app: typer.Typer) -> None:
             raise give_up(f"RECEIVER {receiver!r}: give a payment pointer ($host/path) or an https URL", 2)
         opts = PayOptions(receiver, parsed, via, Fraction(max_slippage).limit_denominator(10**9), timeout, as_json,
                           max_packet_amount)
+        from .. import evloop
+
         try:
-            asyncio.run(_main(opts, outcome))
+            evloop.run(_main(opts, outcome))
         except PayFailed as e:
             raise give_up(str(e), EXIT_SIGNAL.get(signal.Signals(outcome.signal), 1) if outcome.signal else 1) from None
         result = outcome.result

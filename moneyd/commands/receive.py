@@ -195,4 +195,6 @@ def register(app: typer.Typer) -> None:
                 await receiver.app.close()
             receiver.emit("stopped", f"stopped; received {receiver.total:,} in all", total=receiver.total)
 
-        asyncio.run(main())
+        from .. import evloop
+
+        evloop.run(main())

@@ -242,8 +242,11 @@ class StreamConnection:
                 break
             deadline = conn.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            if not self._wake.is_set():  # a reply that came while we polled: go round again at once
+                # asyncio.timeout, not wait_for: a timer, not one more task per turn of this loop.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
             conn.handle_timer(self._clock())
         self._dispatch()
 
