@@ -80,7 +80,6 @@ class AdminServer:
         self._receiver_app: LocalApp | None = None
         self._receiver_lock = asyncio.Lock()
         self._closing = asyncio.Event()
-        self._published: Path | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -127,19 +126,8 @@ class AdminServer:
         if self._own_sampler:
             self.sampler.start()
 
-    def publish(self, path: Path) -> None:
-        """Say where we serve, for ``moneyd status`` (removed again on stop)."""
-        doc = {"pid": os.getpid(), "admin_port": self.port, "port": self.router.server.port, "started": time.time()}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
-        os.replace(tmp, path)
-        self._published = path
-
     async def stop(self) -> None:
         self._closing.set()
-        if self._published is not None:
-            with contextlib.suppress(OSError):
-                self._published.unlink()
         if self._own_sampler:
             await self.sampler.stop()
         await self._stop_receiver()
