@@ -61,16 +61,20 @@ class Moneyd:
         return subprocess.run([sys.executable, "-m", "moneyd", "-c", str(self.tmp / "moneyd.json"), *args],
                               env=self.env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
-    def start(self, uplink: str, profile: Path | None) -> None:
+    def start(self, uplink: str, profile: Path | None, debug: bool = False) -> None:
         if not port_is_free(PORT):
             raise SystemExit(f"port {PORT} is busy: stop the moneyd running there first")
         pre = [sys.executable]
+        if debug:
+            # Every line, unbudgeted: moneyd's log limit (moneyd/loglimit.py) would keep 10 of each kind.
+            pre += ["-c", "import runpy, moneyd.loglimit as l; l.install = lambda *a, **k: None; "
+                          "runpy.run_module('moneyd', run_name='__main__', alter_sys=True)"]
         if profile is not None:
             profile.parent.mkdir(parents=True, exist_ok=True)
             pre += ["-m", "cProfile", "-o", str(profile)]
         log = open(self.tmp / f"{uplink}-moneyd.log", "wb")  # noqa: SIM115  (closed with the process)
-        self.proc = subprocess.Popen([*pre, "-m", "moneyd", "-c", str(self.tmp / "moneyd.json"), f"{uplink}:start",
-                                      "--port", str(PORT)], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([*pre, *([] if debug else ["-m", "moneyd"]), "-c", str(self.tmp / "moneyd.json"), f"{uplink}:start",
+                                      "--port", str(PORT), *(["--log-level", "debug"] if debug else [])], env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         wait_for_port(PORT, self.proc, timeout=120)
         deadline = time.monotonic() + 120
@@ -213,14 +217,15 @@ def bench_xrp(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
         emu.fund(server.address, 1000 * 10**6)
         emu.fund(client.address, 100 * 10**6)
         asym, apps = free_port(), free_port()
+        debug = {"DEBUG": "ilp*,-ilp-connector:routing*", "DEBUG_COLORS": "0"} if args.logs else None
         parent = node.start("xrp-parent-connector.js", str(asym), str(apps), emu.url, server.seed, server.address,
-                            "1000")
+                            "1000", env=debug)
         parent.event_sync("ready", timeout=60)
         done = m.cli("xrp:configure", "--parent", f"btp+ws://127.0.0.1:{asym}", "--xrp-server", emu.url,
                      "--name", "alice")
         if done.returncode != 0:
             raise SystemExit(f"xrp:configure failed:\n{done.stderr}")
-        m.start("xrp", args.profile / "xrp.prof" if args.profile else None)
+        m.start("xrp", args.profile / "xrp.prof" if args.profile else None, debug=args.logs is not None)
         max_packet = 10**6  # scale 9: a packet of 0.001 XRP, as tests/uplinks/xrp/test_uplink.py sends them
         return both_ways(m, node, parent.proc.pid, lambda name: f"btp+ws://{name}:secret-{name}@127.0.0.1:{apps}",
                          max_packet * args.packets, max_packet, args)
@@ -228,6 +233,18 @@ def bench_xrp(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
         m.stop()
         node.stop_all()
         emu.stop()
+        if args.logs is not None:
+            keep_logs(args.logs, "xrp", tmp, {"parent": node.procs[0].stderr if node.procs else []})
+
+
+def keep_logs(into: Path, uplink: str, tmp: Path, js: dict[str, list[str]]) -> None:
+    """Copy moneyd's and `moneyd receive`'s logs and the JS processes' stderr (their DEBUG output) into ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in (f"{uplink}-moneyd.log", "receive.log"):
+        if (tmp / name).exists():
+            (into / name).write_bytes((tmp / name).read_bytes())
+    for name, lines in js.items():
+        (into / f"{uplink}-{name}.log").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -237,6 +254,8 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--profile", type=Path, default=None)
+    ap.add_argument("--logs", type=Path, default=None,
+                    help="run moneyd at debug level and the JS parent with DEBUG=ilp*; keep their logs in this directory")
     args = ap.parse_args()
     args.directions = args.directions.split(",")
     benches = {"xrp": bench_xrp, "eth": bench_eth}
