@@ -119,7 +119,8 @@ class XrpUplink(BtpUplink):
         self._write_lock = threading.Lock()
         self._next_commit: asyncio.Future[None] | None = None  # what claims taken since the last commit wait for
         self._committer: asyncio.Task[None] | None = None
-        self._room_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # Prepares waiting for room, in order
+        # Prepares waiting for room under the balance limit, in order; each future says whether it was admitted.
+        self._room_waiters: deque[tuple[int, asyncio.Future[bool]]] = deque()
 
     # -- connecting ----------------------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class XrpUplink(BtpUplink):
     async def _open(self) -> None:
         self._reconciling = True
         self._epoch += 1
+        self._refuse_waiters()  # they came on the old link: the new one starts its count afresh
         await super()._open()
 
     async def _fetch_info(self) -> ildcp.IldcpResponse:
@@ -239,7 +241,6 @@ class XrpUplink(BtpUplink):
         elif credit != guess:
             log.info("the parent holds %d of our prepaid credit, we counted %d: taking the parent's figure", credit, guess)
         book.reconcile(last, credit)
-        self._make_room()
 
     async def _our_unregistered_channel(self, book: ClaimBook, saved: XrpState) -> str:
         """A channel of ours the parent does not know yet: one we created before a crash, else a new one."""
@@ -424,14 +425,21 @@ class XrpUplink(BtpUplink):
         wait = min(ROOM_WAIT, left / 2)
         if wait <= 0:
             return False
-        entry = (prepare.amount, asyncio.get_running_loop().create_future())
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (prepare.amount, future)
         self._room_waiters.append(entry)
-        await asyncio.wait((entry[1],), timeout=wait)
-        if entry[1].done():
-            return True
-        self._room_waiters.remove(entry)
-        entry[1].cancel()
-        return False
+        try:
+            await asyncio.wait((future,), timeout=wait)
+        except BaseException:  # cancelled (the link went away): whatever it was charged goes back
+            if future.done() and future.result() and self.book is not None:
+                self.book.incoming_rejected(prepare.amount)
+                self._make_room()
+            raise
+        finally:
+            if not future.done():
+                self._room_waiters.remove(entry)
+                future.set_result(False)
+        return future.result()
 
     def _make_room(self) -> None:
         """``owed`` went down: admit the Prepares held for room, first come first served."""
@@ -443,7 +451,11 @@ class XrpUplink(BtpUplink):
             except BalanceExceeded:
                 return
             waiters.popleft()
-            future.set_result(None)
+            future.set_result(True)
+
+    def _refuse_waiters(self) -> None:
+        while self._room_waiters:
+            self._room_waiters.popleft()[1].set_result(False)
 
     async def _on_claim(self, protocol_data: Sequence[ProtocolData]) -> None:
         book = self.book
