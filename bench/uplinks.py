@@ -1,7 +1,7 @@
 """Packets per second through each settled uplink and its JS parent: XRP and ETH.
 
     flock /tmp/moneyd-bench.lock python3 bench/uplinks.py [--uplinks eth,xrp] [--packets 1000] [--reps 3]
-                                                          [--directions out,in] [--profile DIR]
+                                                          [--directions out,in] [--profile DIR] [--logs DIR]
 
 The parents are the ones the tests run (tests/uplinks/eth/test_uplink.py, tests/uplinks/xrp/test_uplink.py):
 - ETH: ganache with the Unidirectional contract (tests/support/ethfixture.py) and a JS ilp-connector whose child account
@@ -17,7 +17,9 @@ Directions, each a STREAM payment of --packets packets (a fresh `moneyd pay` eac
   by a claim the JS plugin signs, which our uplink checks and stores before acknowledging.
 Figures are packets/s of the send phase (fulfilled or rejected Prepares over `moneyd pay`'s own clock), medians of
 --reps. Printed, never asserted. With --profile DIR, `moneyd ETH:start` runs under cProfile (slower) and its
-profile is written to DIR/<uplink>.prof when it stops.
+profile is written to DIR/<uplink>.prof when it stops. With --logs DIR (XRP), moneyd runs at debug level with every
+line kept (each incoming Prepare, its answer, each claim) and the JS parent with DEBUG=ilp*; both logs land in DIR
+(debug logging slows both sides: read the order of events there, not the rate).
 """
 
 from __future__ import annotations
@@ -73,9 +75,9 @@ class Moneyd:
             profile.parent.mkdir(parents=True, exist_ok=True)
             pre += ["-m", "cProfile", "-o", str(profile)]
         log = open(self.tmp / f"{uplink}-moneyd.log", "wb")  # noqa: SIM115  (closed with the process)
-        self.proc = subprocess.Popen([*pre, *([] if debug else ["-m", "moneyd"]), "-c", str(self.tmp / "moneyd.json"), f"{uplink}:start",
-                                      "--port", str(PORT), *(["--log-level", "debug"] if debug else [])], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        cmd = [*pre, *([] if debug else ["-m", "moneyd"]), "-c", str(self.tmp / "moneyd.json"), f"{uplink}:start",
+               "--port", str(PORT), *(["--log-level", "debug"] if debug else [])]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_for_port(PORT, self.proc, timeout=120)
         deadline = time.monotonic() + 120
         while b"moneyd ready" not in (self.tmp / f"{uplink}-moneyd.log").read_bytes():

@@ -10,7 +10,9 @@ down, ILDCP) is the plain BTP uplink's; on every (re)connect the asym handshake 
   (``reconcile``) → the parent's channel to us (fund_channel)
 
 Money state is durable before it is acknowledged: an incoming claim is committed to the Store before the
-Transfer is answered, and a claim we sign is committed before it is sent. Our prepaid credit is never carried
+Transfer is answered and before it pays for anything (claims that arrive together share one commit, written in a
+thread: the asym server sends one after every Fulfill), and a claim we sign is committed before it is sent. An
+incoming Prepare that finds the balance limit full waits briefly for the claims on their way rather than a T04. Our prepaid credit is never carried
 over a connection: at every (re)connection, with our Prepares held back (T01), it is set from what the parent
 holds (its last_claim, and its prepared balance learned by credit probes, uplinks/btp/credit.py), so a crash, a
 lost claim or a Prepare whose fate went with the process cannot make the two books drift apart. A claim the
