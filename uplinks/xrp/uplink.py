@@ -427,6 +427,8 @@ class XrpUplink(BtpUplink):
         wait = min(ROOM_WAIT, left / 2)
         if wait <= 0:
             return False
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("holding an incoming Prepare of %d for room (unpaid %d)", prepare.amount, self.book.owed if self.book else 0)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         entry = (prepare.amount, future)
         self._room_waiters.append(entry)
