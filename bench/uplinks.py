@@ -1,7 +1,7 @@
 """Packets per second through each settled uplink and its JS parent: XRP and ETH.
 
     flock /tmp/moneyd-bench.lock python3 bench/uplinks.py [--uplinks eth,xrp] [--packets 1000] [--reps 3]
-                                                          [--directions out,in] [--profile DIR]
+                                                          [--directions out,in] [--profile DIR] [--logs DIR]
 
 The parents are the ones the tests run (tests/uplinks/eth/test_uplink.py, tests/uplinks/xrp/test_uplink.py):
 - ETH: ganache with the Unidirectional contract (tests/support/ethfixture.py) and a JS ilp-connector whose child account
@@ -17,7 +17,9 @@ Directions, each a STREAM payment of --packets packets (a fresh `moneyd pay` eac
   by a claim the JS plugin signs, which our uplink checks and stores before acknowledging.
 Figures are packets/s of the send phase (fulfilled or rejected Prepares over `moneyd pay`'s own clock), medians of
 --reps. Printed, never asserted. With --profile DIR, `moneyd ETH:start` runs under cProfile (slower) and its
-profile is written to DIR/<uplink>.prof when it stops.
+profile is written to DIR/<uplink>.prof when it stops. With --logs DIR (XRP), moneyd runs at debug level with every
+line kept (each incoming Prepare, its answer, each claim) and the JS parent with DEBUG=ilp*; both logs land in DIR
+(debug logging slows both sides: read the order of events there, not the rate).
 """
 
 from __future__ import annotations
@@ -61,17 +63,21 @@ class Moneyd:
         return subprocess.run([sys.executable, "-m", "moneyd", "-c", str(self.tmp / "moneyd.json"), *args],
                               env=self.env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
-    def start(self, uplink: str, profile: Path | None) -> None:
+    def start(self, uplink: str, profile: Path | None, debug: bool = False) -> None:
         if not port_is_free(PORT):
             raise SystemExit(f"port {PORT} is busy: stop the moneyd running there first")
         pre = [sys.executable]
+        if debug:
+            # Every line, unbudgeted: moneyd's log limit (moneyd/loglimit.py) would keep 10 of each kind.
+            pre += ["-c", "import runpy, moneyd.loglimit as l; l.install = lambda *a, **k: None; "
+                          "runpy.run_module('moneyd', run_name='__main__', alter_sys=True)"]
         if profile is not None:
             profile.parent.mkdir(parents=True, exist_ok=True)
             pre += ["-m", "cProfile", "-o", str(profile)]
         log = open(self.tmp / f"{uplink}-moneyd.log", "wb")  # noqa: SIM115  (closed with the process)
-        self.proc = subprocess.Popen([*pre, "-m", "moneyd", "-c", str(self.tmp / "moneyd.json"), f"{uplink}:start",
-                                      "--port", str(PORT)], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        cmd = [*pre, *([] if debug else ["-m", "moneyd"]), "-c", str(self.tmp / "moneyd.json"), f"{uplink}:start",
+               "--port", str(PORT), *(["--log-level", "debug"] if debug else [])]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_for_port(PORT, self.proc, timeout=120)
         deadline = time.monotonic() + 120
         while b"moneyd ready" not in (self.tmp / f"{uplink}-moneyd.log").read_bytes():
@@ -213,14 +219,15 @@ def bench_xrp(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
         emu.fund(server.address, 1000 * 10**6)
         emu.fund(client.address, 100 * 10**6)
         asym, apps = free_port(), free_port()
+        debug = {"DEBUG": "ilp*,-ilp-connector:routing*", "DEBUG_COLORS": "0"} if args.logs else None
         parent = node.start("xrp-parent-connector.js", str(asym), str(apps), emu.url, server.seed, server.address,
-                            "1000")
+                            "1000", env=debug)
         parent.event_sync("ready", timeout=60)
         done = m.cli("xrp:configure", "--parent", f"btp+ws://127.0.0.1:{asym}", "--xrp-server", emu.url,
                      "--name", "alice")
         if done.returncode != 0:
             raise SystemExit(f"xrp:configure failed:\n{done.stderr}")
-        m.start("xrp", args.profile / "xrp.prof" if args.profile else None)
+        m.start("xrp", args.profile / "xrp.prof" if args.profile else None, debug=args.logs is not None)
         max_packet = 10**6  # scale 9: a packet of 0.001 XRP, as tests/uplinks/xrp/test_uplink.py sends them
         return both_ways(m, node, parent.proc.pid, lambda name: f"btp+ws://{name}:secret-{name}@127.0.0.1:{apps}",
                          max_packet * args.packets, max_packet, args)
@@ -228,6 +235,18 @@ def bench_xrp(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, Any]]:
         m.stop()
         node.stop_all()
         emu.stop()
+        if args.logs is not None:
+            keep_logs(args.logs, "xrp", tmp, {"parent": node.procs[0].stderr if node.procs else []})
+
+
+def keep_logs(into: Path, uplink: str, tmp: Path, js: dict[str, list[str]]) -> None:
+    """Copy moneyd's and `moneyd receive`'s logs and the JS processes' stderr (their DEBUG output) into ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in (f"{uplink}-moneyd.log", "receive.log"):
+        if (tmp / name).exists():
+            (into / name).write_bytes((tmp / name).read_bytes())
+    for name, lines in js.items():
+        (into / f"{uplink}-{name}.log").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -237,6 +256,8 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--profile", type=Path, default=None)
+    ap.add_argument("--logs", type=Path, default=None,
+                    help="run moneyd at debug level and the JS parent with DEBUG=ilp*; keep their logs in this directory")
     args = ap.parse_args()
     args.directions = args.directions.split(",")
     benches = {"xrp": bench_xrp, "eth": bench_eth}

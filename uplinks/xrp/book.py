@@ -254,10 +254,18 @@ class ClaimBook(claimbook.ClaimBook[Settlement, Claim]):
     def receive(self, claim: Claim) -> int:
         """Accept an incoming claim: it becomes the best one and the balance drops by what it adds. Returns that
         amount; store the state durably before acknowledging the Transfer."""
+        added = self.take_claim(claim)
+        if added:
+            self.money_received(added)
+        return added
+
+    def take_claim(self, claim: Claim) -> int:
+        """The first half of ``receive``: the claim becomes the best one (what is stored), the balance is not
+        touched. Returns what it adds; call ``money_received`` with that once the state is durable, so no incoming
+        Prepare is let in on the strength of a claim a crash could still lose."""
         added = self.check_claim(claim.amount, claim.signature)
         if added:
             self.best = claim
-            self.money_received(added)
         return added
 
     def claimable(self) -> Claim | None:

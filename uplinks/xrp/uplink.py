@@ -10,7 +10,9 @@ down, ILDCP) is the plain BTP uplink's; on every (re)connect the asym handshake 
   (``reconcile``) → the parent's channel to us (fund_channel)
 
 Money state is durable before it is acknowledged: an incoming claim is committed to the Store before the
-Transfer is answered, and a claim we sign is committed before it is sent. Our prepaid credit is never carried
+Transfer is answered and before it pays for anything (claims that arrive together share one commit, written in a
+thread: the asym server sends one after every Fulfill), and a claim we sign is committed before it is sent. An
+incoming Prepare that finds the balance limit full waits briefly for the claims on their way rather than a T04. Our prepaid credit is never carried
 over a connection: at every (re)connection, with our Prepares held back (T01), it is set from what the parent
 holds (its last_claim, and its prepared balance learned by credit probes, uplinks/btp/credit.py), so a crash, a
 lost claim or a Prepare whose fate went with the process cannot make the two books drift apart. A claim the
@@ -23,9 +25,12 @@ import asyncio
 import contextlib
 import logging
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from xrpl.wallet import Wallet
@@ -66,6 +71,10 @@ from .ledger import LedgerError, LedgerUnreachable, XrpLedger
 log = logging.getLogger("moneyd.uplink.xrp")
 
 STORE_NAMESPACE = "xrp"
+# An incoming Prepare past the balance limit waits this long at most (and never past half its expiry) for the
+# parent's claims to make room, before it is refused with T04; at most this many wait at once.
+ROOM_WAIT = 1.0
+ROOM_WAITERS = 256
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,15 @@ class XrpUplink(BtpUplink):
         self._reconciling = True  # our Prepares wait (T01) until the handshake has set the credit
         self._epoch = 0  # one per connection: a Prepare charged on an older one is never sent on a newer one
         self.announced_drops: int | None = None  # our channel's amount as the parent was last told it
+        # Saves are numbered as they are taken, and one never overwrites a later one: a group commit writes in a
+        # thread while the loop may save synchronously (see _durable).
+        self._version = 0  # of the last state taken
+        self._written = 0  # of the last state on disk
+        self._write_lock = threading.Lock()
+        self._next_commit: asyncio.Future[None] | None = None  # what claims taken since the last commit wait for
+        self._committer: asyncio.Task[None] | None = None
+        # Prepares waiting for room under the balance limit, in order; each future says whether it was admitted.
+        self._room_waiters: deque[tuple[int, asyncio.Future[bool]]] = deque()
 
     # -- connecting ----------------------------------------------------------------------------------------
 
@@ -125,6 +143,7 @@ class XrpUplink(BtpUplink):
     async def _open(self) -> None:
         self._reconciling = True
         self._epoch += 1
+        self._refuse_waiters()  # they came on the old link: the new one starts its count afresh
         await super()._open()
 
     async def _fetch_info(self) -> ildcp.IldcpResponse:
@@ -261,8 +280,45 @@ class XrpUplink(BtpUplink):
         book = self.book
         if book is None:
             return
-        self.slot.save(XrpState.of(book, self.announced_drops))
+        self._write(*self._snapshot(book))
         self._dirty = False
+
+    def _snapshot(self, book: ClaimBook) -> tuple[int, XrpState]:
+        self._version += 1
+        return self._version, XrpState.of(book, self.announced_drops)
+
+    def _write(self, version: int, state: XrpState) -> None:
+        with self._write_lock:
+            if version > self._written:  # else a later state, holding all of this one's claims, is on disk already
+                self.slot.save(state)
+                self._written = version
+
+    async def _durable(self) -> None:
+        """Return once the book's state as of now is on disk. The asym server sends a claim after every Fulfill:
+        a commit (an fsync, milliseconds) each, on the event loop, held every Prepare, Fulfill and claim behind it.
+        So claims taken while a commit is under way share the next one, and it is written in a thread while the
+        loop goes on forwarding packets."""
+        future = self._next_commit
+        if future is None:
+            future = self._next_commit = asyncio.get_running_loop().create_future()
+            if self._committer is None:
+                self._committer = self._spawn(self._group_commits())
+        await asyncio.shield(future)
+
+    async def _group_commits(self) -> None:
+        try:
+            while (future := self._next_commit) is not None:
+                self._next_commit = None
+                book = self.book
+                assert book is not None  # claims are only taken once the book exists
+                try:
+                    await asyncio.to_thread(self._write, *self._snapshot(book))
+                except Exception as e:  # the claims waiting on it are refused with it
+                    future.set_exception(e)
+                else:
+                    future.set_result(None)
+        finally:
+            self._committer = None
 
     def _restore(self, book: ClaimBook, saved: XrpState) -> None:
         if book.incoming is None or saved.incoming_channel != book.incoming.channel_id:
@@ -339,13 +395,71 @@ class XrpUplink(BtpUplink):
             try:
                 book.prepare_incoming(prepare.amount)
             except BalanceExceeded as e:
-                reply = Reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self._address, str(e))
+                admitted = await self._wait_for_room(prepare)
+                refused = None if admitted else str(e)
+            else:
+                refused = None
+            if refused is not None:
+                reply = Reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, self._address, refused)
             else:
                 self._dirty = True
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("incoming Prepare of %d, unpaid now %d", prepare.amount, book.owed)
                 reply = await self.handle_incoming(prepare)
                 if isinstance(reply, Reject):
                     book.incoming_rejected(prepare.amount)
+                    self._make_room()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("answering an incoming Prepare of %d: %s", prepare.amount,
+                      "Fulfill" if not isinstance(reply, Reject) else f"{reply.code} {reply.message}")
         return reply
+
+    async def _wait_for_room(self, prepare: Prepare) -> bool:
+        """Hold a Prepare the balance limit has no room for yet; True once it is admitted (charged to ``owed``).
+
+        The asym server pays with a claim after every Fulfill, so the limit is mostly taken by Prepares in flight
+        and Fulfills whose claim is on its way: room comes within milliseconds. A T04 instead makes a STREAM sender
+        back off (for many T04s at once, moneyd's own sender for up to 10 s). The limit itself is never passed:
+        a held Prepare counts only once admitted (``_make_room``), and is refused if no room comes in time."""
+        if len(self._room_waiters) >= ROOM_WAITERS:
+            return False
+        left = (prepare.expires_at - datetime.now(UTC)).total_seconds()
+        wait = min(ROOM_WAIT, left / 2)
+        if wait <= 0:
+            return False
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("holding an incoming Prepare of %d for room (unpaid %d)", prepare.amount, self.book.owed if self.book else 0)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (prepare.amount, future)
+        self._room_waiters.append(entry)
+        try:
+            await asyncio.wait((future,), timeout=wait)
+        except BaseException:  # cancelled (the link went away): whatever it was charged goes back
+            if future.done() and future.result() and self.book is not None:
+                self.book.incoming_rejected(prepare.amount)
+                self._make_room()
+            raise
+        finally:
+            if not future.done():
+                self._room_waiters.remove(entry)
+                future.set_result(False)
+        return future.result()
+
+    def _make_room(self) -> None:
+        """``owed`` went down: admit the Prepares held for room, first come first served."""
+        book, waiters = self.book, self._room_waiters
+        while book is not None and waiters:
+            amount, future = waiters[0]
+            try:
+                book.prepare_incoming(amount)
+            except BalanceExceeded:
+                return
+            waiters.popleft()
+            future.set_result(True)
+
+    def _refuse_waiters(self) -> None:
+        while self._room_waiters:
+            self._room_waiters.popleft()[1].set_result(False)
 
     async def _on_claim(self, protocol_data: Sequence[ProtocolData]) -> None:
         book = self.book
@@ -355,18 +469,24 @@ class XrpUplink(BtpUplink):
             claim = messages.parse_claim(protocol_data)
             assert claim.signature is not None
             try:
-                added = book.receive(claim)
+                added = book.take_claim(claim)
             except ClaimRejected as e:
                 if e.reason != "too_large" or book.incoming is None:
                     raise
                 # The parent may have topped its channel up before telling us: look, then judge again.
                 await self._refresh_incoming(book.incoming.channel_id)
-                added = book.receive(claim)
+                added = book.take_claim(claim)
         except (ClaimRejected, ProtocolError) as e:
             log.warning("refused a claim from the parent: %s", e)
             raise RequestRefused("F00", "NotAcceptedError", f"claim refused: {e}") from None
         if added:
-            self._save()  # durable before the Transfer is answered
+            # Durable before the Transfer is answered, and before it pays for anything: no incoming Prepare is let
+            # in on the strength of a claim that is not on disk yet.
+            await self._durable()
+            book.money_received(added)
+            self._make_room()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("claim from the parent for %d units: adds %d, unpaid now %d", claim.amount, added, book.owed)
 
     async def _refresh_incoming(self, channel: str) -> None:
         """Reload the parent's channel (a ``channel`` message, a watch round, a claim above what we knew)."""
