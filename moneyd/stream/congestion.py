@@ -78,8 +78,17 @@ class Backoff:
         self.ceiling = ceiling
         self.delay = start
         self.resume_at = 0.0  # 0: not paused
+        self._event_end = 0  # packets numbered below this were in flight at the last pause
 
-    def pause(self, now: float) -> None:
+    def pause(self, now: float, sequence: int | None = None, next_sequence: int | None = None) -> None:
+        """Pause after a temporary error. Given the rejected packet's ``sequence`` and the next one to be sent, the
+        rejects of packets that were already in flight at the last pause are that same event: they neither lengthen
+        the pause nor double the next one (eight T04s at once are one step, not a jump to the ceiling)."""
+        if sequence is not None:
+            if sequence < self._event_end:
+                return
+            if next_sequence is not None:
+                self._event_end = next_sequence
         self.resume_at = max(self.resume_at, now + self.delay)
         self.delay = min(self.delay * 2, self.ceiling)
 

@@ -614,7 +614,7 @@ class Connection:
         else:
             self._congestion.on_temporary_error(flight.sequence, flight.source_amount, self._next_sequence,
                                                 liquidity=code == "T04")
-            self._backoff.pause(now)
+            self._backoff.pause(now, flight.sequence, self._next_sequence)
 
     def _on_receiver_reject(self, flight: _InFlight, response: StreamPacket, now: float) -> None:
         """The receiver read the packet and said no (too little arrived, or it is full): give up if it lasts."""
@@ -631,7 +631,7 @@ class Connection:
                        f"the receiver rejected {self._receiver_rejects} packets in a row", now)
             return
         if self._receiver_rejects > 1:
-            self._backoff.pause(now)
+            self._backoff.pause(now, flight.sequence, self._next_sequence)
 
     def _on_amount_too_large(self, reply: Reject, sent: int, now: float) -> None:
         self._congestion.on_amount_too_large(sent, reply.data)

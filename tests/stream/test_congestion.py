@@ -125,3 +125,17 @@ def test_backoff_doubles_to_a_ceiling_and_resets() -> None:
     b.reset()
     b.pause(20.0)
     assert b.resume_at == pytest.approx(20.1)
+
+
+def test_rejects_of_packets_in_flight_together_are_one_backoff_step() -> None:
+    b = Backoff(0.1, 10.0)
+    # Packets 0..7 were in flight when the path ran dry: their eight T04s are one event, not a jump to the ceiling.
+    for seq in range(8):
+        b.pause(5.0 + seq * 0.001, seq, 8)
+    assert b.delay == pytest.approx(0.2) and b.resume_at == pytest.approx(5.1)
+    # A packet sent after that pause is rejected too: the next step, twice as long.
+    b.pause(6.0, 8, 9)
+    assert b.resume_at == pytest.approx(6.2) and b.delay == pytest.approx(0.4)
+    # A late reject of one of the first eight changes nothing.
+    b.pause(6.1, 3, 9)
+    assert b.resume_at == pytest.approx(6.2) and b.delay == pytest.approx(0.4)
