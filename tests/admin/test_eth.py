@@ -8,9 +8,7 @@ from pathlib import Path
 from moneyd.admin import snapshot
 from moneyd.admin.snapshot import LinkWatch
 from moneyd.store import Store
-from tests.support.ethfixture import Ganache
-from tests.support.jsnode import NodeRunner
-from tests.uplinks.eth.test_uplink import (
+from tests.support.eth_setup import (
     CHANNEL,
     GWEI,
     _linked,
@@ -20,6 +18,8 @@ from tests.uplinks.eth.test_uplink import (
     until,
     uplink_for,
 )
+from tests.support.ethfixture import Ganache
+from tests.support.jsnode import NodeRunner
 from uplinks.eth.claims import channel_id_hex
 
 

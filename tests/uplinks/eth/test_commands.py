@@ -12,9 +12,9 @@ from pathlib import Path
 from eth_account import Account
 
 from moneyd.secrets import SecretStore
+from tests.support.eth_setup import PARENT, PARENT_CHANNEL_GWEI
 from tests.support.ethfixture import Ganache
 from tests.support.jsnode import NodeRunner, free_port
-from tests.uplinks.eth.test_uplink import PARENT, PARENT_CHANNEL_GWEI
 from uplinks.eth.uplink import NAMESPACE
 
 ETH = 10**18
@@ -209,7 +209,7 @@ def test_start_info_topup_cleanup_with_the_js_parent(node: NodeRunner, ganache: 
     progress = cleaned.stdout
     assert "claiming 0.003 ETH from the parent's channel" in progress and "claimed in block" in progress
     assert "asking the parent" in progress and "is closed: what the parent did not claim is back" in progress
-    from tests.uplinks.eth.test_uplink import fees_paid
+    from tests.support.eth_setup import fees_paid
 
     fees = fees_paid(ganache, address, block0)
     assert ganache.balance(address) == before - fees + 3_000_000 * GWEI + 15 * ETH // 100 - 10**6 * GWEI

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,29 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from moneyd.app import Router, RouterSettings, StartupError
+from moneyd.app import StartupError
 from moneyd.btp.connection import BtpConnection, BtpPeerError, RequestRefused
-from moneyd.btp.parent import btp_token
 from moneyd.localapp import LocalApp
 from moneyd.store import Store
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
+from tests.support.eth_setup import (
+    CHANNEL,
+    ETH,
+    GWEI,
+    PARENT,
+    PARENT_CHANNEL_GWEI,
+    STRANGER,
+    US,
+    _linked,
+    _received,
+    fees_paid,
+    parent_state,
+    start_parent,
+    start_router,
+    until,
+    uplink_for,
+)
 from tests.support.ethfixture import Ganache
 from tests.support.jsnode import NodeProcess, NodeRunner, free_port
 from uplinks.eth import messages
@@ -36,77 +52,6 @@ from uplinks.eth.book import ClaimBook
 from uplinks.eth.chain import EthChain
 from uplinks.eth.claims import ChannelState, Claim, channel_id_hex, sign_claim
 from uplinks.eth.uplink import NAMESPACE, EthSettings, EthUplink, UplinkState, state_key
-
-ETH = 10**18
-GWEI = 10**9
-US, PARENT, STRANGER = 3, 4, 5  # ganache accounts
-CHANNEL = ETH // 10  # our channel to the parent
-PARENT_CHANNEL_GWEI = 5 * 10**7  # the parent's channel to us: 0.05 ETH
-
-
-# -- helpers --------------------------------------------------------------------------------------------------
-
-
-async def start_parent(node: NodeRunner, ganache: Ganache, **env: str) -> tuple[NodeProcess, int, int]:
-    eport, aport = free_port(), free_port()
-    parent = node.start(
-        "eth-parent-connector.js",
-        str(eport),
-        str(aport),
-        "test.parent",
-        env={
-            "ETH_URL": ganache.url,
-            "ETH_CONTRACT": ganache.contract_address,
-            "ETH_KEY": ganache.keys[PARENT],
-            "ETH_OUT_GWEI": str(PARENT_CHANNEL_GWEI),
-            **env,
-        },
-        stream_fix=False,
-    )
-    ready = await parent.event("ready", timeout=60)
-    assert ready["ethereumAddress"] == ganache.addresses[PARENT]
-    return parent, eport, aport
-
-
-def uplink_for(ganache: Ganache, store: Store, eport: int, name: str = "alice", **kw: Any) -> EthUplink:
-    host = f"127.0.0.1:{eport}"
-    url = f"btp+ws://{name}:{btp_token(host, name, ganache.keys[US])}@{host}"
-    kw.setdefault("channel_amount", CHANNEL)
-    return EthUplink(EthSettings(url, ganache.url, ganache.keys[US], contract=ganache.contract_address, **kw), store)
-
-
-async def start_router(tmp_path: Path, uplink: EthUplink, store: Store) -> Router:
-    router = Router(RouterSettings(port=free_port()), store, uplink)
-    await router.start()
-    return router
-
-
-async def parent_state(parent: NodeProcess, name: str = "alice") -> dict[str, Any]:
-    parent.send({"cmd": "state"})
-    state = await parent.event("state")
-    account: dict[str, Any] = state["accounts"].get(name, {})
-    return account
-
-
-async def until(cond: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-def fees_paid(ganache: Ganache, address: str, from_block: int) -> int:
-    """Wei spent on gas by ``address`` in blocks after ``from_block`` (ganache mines one block per transaction)."""
-    total = 0
-    for n in range(from_block + 1, ganache.block_number() + 1):
-        block = ganache.rpc("eth_getBlockByNumber", hex(n), True)
-        for tx in block["transactions"]:
-            if tx["from"].lower() == address.lower():
-                receipt = ganache.rpc("eth_getTransactionReceipt", tx["hash"])
-                total += int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
-    return total
-
 
 # -- end to end ---------------------------------------------------------------------------------------------
 
@@ -196,14 +141,6 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
     fees_us, fees_parent = fees_paid(ganache, us_addr, block0), fees_paid(ganache, parent_addr, block0)
     assert ganache.balance(us_addr) == us0 - fees_us - paid * GWEI + received * GWEI
     assert ganache.balance(parent_addr) == parent0 - fees_parent + paid * GWEI - received * GWEI
-
-
-async def _linked(uplink: EthUplink) -> bool:
-    return uplink.book.incoming_channel is not None
-
-
-async def _received(uplink: EthUplink, units: int) -> bool:
-    return uplink.book.received >= units
 
 
 async def test_tops_up_when_the_channel_runs_low(node: NodeRunner, ganache: Ganache, tmp_path: Path) -> None:
