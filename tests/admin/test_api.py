@@ -14,6 +14,7 @@ import aiohttp
 from moneyd.admin.api import AdminServer
 from moneyd.app import Router
 from moneyd.localapp import LocalApp
+from tests.support.app_pair import pays
 from tests.support.jsnode import NodeRunner, free_port
 from tests.support.routerfixture import start_router
 from uplinks.btp import BtpUplink
@@ -65,14 +66,8 @@ async def test_shapes_match_the_js_connector_side_by_side(node: NodeRunner, tmp_
     try:
         # The same traffic through each: an app pays an app on the parent, and is paid back.
         for port in (jport, router.server.port):
-            apps = node.start("app-pair.js", f"btp+ws://:a{port}@127.0.0.1:{port}", f"btp+ws://:b{port}@127.0.0.1:{pport}")
-            await apps.event("ready", timeout=30)
-            apps.send({"cmd": "ping", "amount": 100})
-            assert (await apps.event("ping"))["ok"] is True
-            back = node.start("app-pair.js", f"btp+ws://:c{port}@127.0.0.1:{pport}", f"btp+ws://:d{port}@127.0.0.1:{port}")
-            await back.event("ready", timeout=30)
-            back.send({"cmd": "ping", "amount": 7})
-            assert (await back.event("ping"))["ok"] is True
+            await pays(node, f"btp+ws://:a{port}@127.0.0.1:{port}", f"btp+ws://:b{port}@127.0.0.1:{pport}", 100)
+            await pays(node, f"btp+ws://:c{port}@127.0.0.1:{pport}", f"btp+ws://:d{port}@127.0.0.1:{port}", 7)
         async with aiohttp.ClientSession() as s:
             for path in ("/status", "/routing", "/accounts", "/balance", "/rates", "/stats", "/alerts"):
                 js_status, js_type, js_body = await get(s, jadmin, path)

@@ -12,6 +12,7 @@ from pathlib import Path
 from eth_account import Account
 
 from moneyd.secrets import SecretStore
+from tests.support.app_pair import pays_sync
 from tests.support.eth_setup import PARENT, PARENT_CHANNEL_GWEI
 from tests.support.ethfixture import Ganache
 from tests.support.jsnode import NodeRunner, free_port
@@ -155,16 +156,8 @@ def test_start_info_topup_cleanup_with_the_js_parent(node: NodeRunner, ganache: 
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("moneyd ready: ILP address test.parent.eth.carol (ETH, scale 9)"), (line, proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
-        apps = node.start("app-pair.js", f"btp+ws://:a@127.0.0.1:{port}", f"btp+ws://:b@127.0.0.1:{aport}")
-        apps.event_sync("ready", timeout=30)
-        apps.send({"cmd": "ping", "amount": 1_000_000})
-        assert apps.event_sync("ping")["ok"] is True
-        back = node.start("app-pair.js", f"btp+ws://:b2@127.0.0.1:{aport}", f"btp+ws://:a2@127.0.0.1:{port}")
-        back.event_sync("ready", timeout=30)
-        back.send({"cmd": "ping", "amount": 3_000_000})
-        assert back.event_sync("ping")["ok"] is True
-        apps.stop()
-        back.stop()
+        pays_sync(node, f"btp+ws://:a@127.0.0.1:{port}", f"btp+ws://:b@127.0.0.1:{aport}", 1_000_000)
+        pays_sync(node, f"btp+ws://:b2@127.0.0.1:{aport}", f"btp+ws://:a2@127.0.0.1:{port}", 3_000_000)
         # Wait for the parent's claim to be stored (the parent sends it after the Fulfill).
         import time
 

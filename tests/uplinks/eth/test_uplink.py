@@ -28,6 +28,7 @@ from moneyd.localapp import LocalApp
 from moneyd.store import Store
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
+from tests.support.app_pair import pays
 from tests.support.eth_setup import (
     CHANNEL,
     ETH,
@@ -150,10 +151,7 @@ async def test_tops_up_when_the_channel_runs_low(node: NodeRunner, ganache: Gana
     uplink = uplink_for(ganache, store, eport, channel_amount=small)
     router = await start_router(tmp_path, uplink, store)
     try:
-        apps = node.start("app-pair.js", f"btp+ws://:ta@127.0.0.1:{router.server.port}", f"btp+ws://:tb@127.0.0.1:{aport}")
-        await apps.event("ready", timeout=30)
-        apps.send({"cmd": "ping", "amount": 600_000})
-        assert (await apps.event("ping"))["ok"] is True
+        apps = await pays(node, f"btp+ws://:ta@127.0.0.1:{router.server.port}", f"btp+ws://:tb@127.0.0.1:{aport}", 600_000)
         # 400,000 gwei left, below half the channel: a deposit of the channel amount follows, and channelDeposit.
         await until(lambda: _channel_value(uplink, 2 * small), what="the top-up")
         await until(lambda: _some_async(parent, lambda st: st["incoming"]["value"] == str(2 * small)), what="the parent re-reading our channel")
@@ -270,10 +268,7 @@ async def test_kill_9_mid_payment_then_restart_loses_nothing_acknowledged(
                 break
         else:
             raise AssertionError("no payment to the parent after the restart")
-        rev = node.start("app-pair.js", f"btp+ws://:b4@127.0.0.1:{aport}", f"btp+ws://:a4@127.0.0.1:{port}")
-        await rev.event("ready", timeout=30)
-        rev.send({"cmd": "ping", "amount": 7000})
-        assert (await rev.event("ping"))["ok"] is True
+        await pays(node, f"btp+ws://:b4@127.0.0.1:{aport}", f"btp+ws://:a4@127.0.0.1:{port}", 7000)
         # The parent's next claim covers everything it owes, the ones we never saw included.
         st = await parent_state(parent, "dave")
         await until(lambda: _some(lambda: stored_state(tmp_path)["book"]["bestIncoming"]["value"] == st["outgoing"]["spent"]),
