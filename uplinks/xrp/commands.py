@@ -182,19 +182,39 @@ def register(app: typer.Typer) -> None:
     register_manage(app)
 
 
+def check_options(parent: str | None, name: str | None, channel_amount: str | None, xrp_server: str | None) -> None:
+    """The settings given as options that are wrong on their face, as usage errors naming the option."""
+    from moneyd.btp.parent import ParentError, check_name, split_parent
+
+    for value, check, flag in ((parent, split_parent, "--parent"), (name, check_name, "--name")):
+        if value is not None:
+            try:
+                check(value)
+            except ParentError as e:
+                raise typer.BadParameter(str(e), param_hint=flag) from None
+    if channel_amount:
+        parse_drops(channel_amount, "--channel-amount")
+    if xrp_server is not None and not xrp_server.startswith(("ws://", "wss://")):
+        raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
+
+
 def configure_command(
     ctx: typer.Context, parent: str | None, xrp_server: str | None, name: str | None, secret_file: Path | None,
     channel_amount: str | None, import_js: Path | None, force: bool, faucet: str, advanced: bool
 ) -> None:
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(ctx.obj.config_path)
+    if cfg.section(SECTION) is not None and not force:
+        raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
+    # What the command line gives is checked before anything slow (xrpl-py's import, the faucet, a prompt): a
+    # typo is answered at once. Values from --import-js or prompts are checked below, once they are known.
+    check_options(parent, name, channel_amount, xrp_server)
+
     import asyncio
 
     from moneyd.btp.parent import ParentError, parent_url
     from moneyd.secrets import SecretError, SecretStore
 
-    testnet: bool = ctx.obj.testnet
-    cfg = load_config(ctx.obj.config_path)
-    if cfg.section(SECTION) is not None and not force:
-        raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
     try:
         imported = read_js_config(import_js) if import_js else {}
         if secret_file is not None:

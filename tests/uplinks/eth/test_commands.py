@@ -86,6 +86,18 @@ def test_configure_checks_funds_before_writing_and_keeps_the_key_out(ganache: Ga
     assert section["channel_amount"] == 10**6 * GWEI and section["contract"] == ganache.contract_address
 
 
+def test_options_wrong_on_their_face_are_refused_before_the_ethereum_libraries_load(tmp_path: Path) -> None:
+    # No key, no terminal: each mistake is named before the key is asked for and before web3 or eth-account are
+    # imported (PYTHONPROFILEIMPORTTIME lists every import).
+    for args, says in ((("--parent", "user@p.example"), "invalid parent"), (("--name", "a.b"), "invalid account name"),
+                       (("--channel-amount", "5XRP"), "is in XRP"), (("--provider", "ws://x"), "http:// or https://")):
+        out = cli(tmp_path, "eth:configure", "--parent", "p.example", *args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert out.returncode == 2 and says in out.stderr, (args, out.stderr[-2000:])
+        assert "--key-file" not in out.stderr
+        imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+        assert len(imported) > 50 and not {m for m in imported if m.split(".")[0] in ("web3", "eth_account")}, args
+
+
 def test_configure_bad_input(ganache: Ganache, tmp_path: Path) -> None:
     _, _, key_file = fresh_key(tmp_path)
     base = ("--provider", ganache.url, "--contract", ganache.contract_address, "--key-file", str(key_file))
