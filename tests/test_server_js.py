@@ -9,7 +9,7 @@ from pathlib import Path
 
 from moneyd.app import Router
 from moneyd.server import account_for_token as account
-from tests.support.app_pair import pays_sync
+from tests.support.app_pair import pays_sync, ping
 from tests.support.jsnode import NodeRunner, free_port
 
 
@@ -21,9 +21,8 @@ async def test_two_js_apps_get_js_moneyd_addresses_and_pay_each_other(node: Node
     assert ready["a"] == {"clientAddress": "private.moneyd.local.QREgkfY7QwvslZdxtZh_PDPKjvUtwucYfqKUawu-qIY", "assetScale": 9, "assetCode": "XRP"}
     assert ready["b"]["clientAddress"] == f"private.moneyd.local.{account('secretB')}"
 
-    apps.send({"cmd": "ping", "amount": 10})
-    ping = await apps.event("ping")
-    assert ping["ok"] is True and ping["type"] == "ilp_fulfill"
+    reply = await ping(apps, 10)
+    assert reply["ok"] is True and reply["type"] == "ilp_fulfill"
 
     apps.send({"cmd": "stream", "amount": 100_000, "maxPacket": 1000})
     result = await apps.event("stream", timeout=120)

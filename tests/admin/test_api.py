@@ -14,7 +14,7 @@ import aiohttp
 from moneyd.admin.api import AdminServer
 from moneyd.app import Router
 from moneyd.localapp import LocalApp
-from tests.support.app_pair import pays
+from tests.support.app_pair import pays, ping
 from tests.support.jsnode import NodeRunner, free_port
 from tests.support.routerfixture import start_router
 from uplinks.btp import BtpUplink
@@ -160,8 +160,7 @@ async def test_event_stream_shows_links_and_payments(node: NodeRunner, tmp_path:
             port = router.server.port
             apps = node.start("app-pair.js", f"btp+ws://:ev-a@127.0.0.1:{port}", f"btp+ws://:ev-b@127.0.0.1:{port}")
             ready = await apps.event("ready", timeout=30)
-            apps.send({"cmd": "ping", "amount": 1234})
-            assert (await apps.event("ping"))["ok"] is True
+            assert (await ping(apps, 1234))["ok"] is True
             b_address = ready["b"]["clientAddress"]
             await read_until("link", lambda d: d["up"] is True)
             pay = await read_until("payment", lambda d: d["destination"].startswith(b_address))

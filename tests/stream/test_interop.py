@@ -92,6 +92,15 @@ def client_of(me: PyNode, info: dict[str, Any], config: ConnectionConfig | None 
     return client
 
 
+def server_on(me: PyNode) -> tuple[StreamServer, str, bytes]:
+    """Our STREAM server, on ``me``, taking any amount; and one destination and secret for a JS client."""
+    server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
+                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
+    me.handler = server.handle_prepare
+    destination, secret = server.generate_address_and_secret()
+    return server, destination, secret
+
+
 @pytest.fixture(params=["js-router", "moneyd-router"])
 async def peer(request: pytest.FixtureRequest, node: NodeRunner, tmp_path: Path) -> AsyncIterator[tuple[NodeProcess, int]]:
     """The JS STREAM peers, on a JS mini-accounts router or on our own router (moneyd local)."""
@@ -180,10 +189,7 @@ async def test_js_server_closes_our_client(peer: tuple[NodeProcess, int]) -> Non
 async def test_js_client_to_our_server(peer: tuple[NodeProcess, int]) -> None:
     p, port = peer
     me = await py_node(port, "pyserver")
-    server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
-    me.handler = server.handle_prepare
-    destination, secret = server.generate_address_and_secret()
+    server, destination, secret = server_on(me)
     p.send({"cmd": "client", "destination": destination, "secret": secret.hex(), "amount": "250000",
             "data": b"hi from js".hex()})
     sent = await p.event("client_sent", timeout=30)
@@ -217,10 +223,7 @@ async def test_js_client_to_our_server(peer: tuple[NodeProcess, int]) -> None:
 async def test_our_server_closes_a_js_client(peer: tuple[NodeProcess, int]) -> None:
     p, port = peer
     me = await py_node(port, "pyserver2")
-    server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
-    me.handler = server.handle_prepare
-    destination, secret = server.generate_address_and_secret()
+    server, destination, secret = server_on(me)
     p.send({"cmd": "client", "destination": destination, "secret": secret.hex(), "amount": "1000"})
     await p.event("client_sent", timeout=30)
     conn = await asyncio.wait_for(server.accept(), 5)

@@ -15,7 +15,7 @@ import pytest
 from moneyd.app import StartupError
 from moneyd.server import account_for_token as account
 from moneyd.wire import ilp
-from tests.support.app_pair import pays, pays_sync
+from tests.support.app_pair import pays, pays_sync, ping
 from tests.support.jsnode import NodeRunner, free_port
 from tests.support.routerfixture import start_router
 from uplinks.btp import BtpUplink
@@ -38,8 +38,7 @@ async def test_local_app_pays_a_receiver_on_the_parent_and_back(node: NodeRunner
         ready = await apps.event("ready", timeout=30)
         assert ready["a"]["clientAddress"] == f"{router.address}.local.{account('appA')}"
         assert ready["b"]["clientAddress"] == f"test.parent.child.{account('appB')}"
-        apps.send({"cmd": "ping", "amount": 100})
-        assert (await apps.event("ping"))["ok"] is True
+        assert (await ping(apps, 100))["ok"] is True
         apps.send({"cmd": "stream", "amount": 50_000, "maxPacket": 1000})
         result = await apps.event("stream", timeout=120)
         assert result.get("delivered") == result.get("received") == 50_000, result

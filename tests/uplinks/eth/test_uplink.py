@@ -28,7 +28,7 @@ from moneyd.localapp import LocalApp
 from moneyd.store import Store
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
-from tests.support.app_pair import pays
+from tests.support.app_pair import pays, ping
 from tests.support.eth_setup import (
     CHANNEL,
     ETH,
@@ -84,8 +84,7 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
         await apps.event("ready", timeout=30)
         sent = 0
         for amount in (1000, 1, 2_500_000):
-            apps.send({"cmd": "ping", "amount": amount})
-            assert (await apps.event("ping"))["ok"] is True
+            assert (await ping(apps, amount))["ok"] is True
             sent += amount
         assert uplink.book.paid == uplink.book.charged == sent
         assert uplink.book.last_sent is not None and uplink.book.last_sent.value == sent * GWEI
@@ -93,8 +92,7 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
         assert st["receivableBalance"] == "0" and st["incoming"]["spent"] == str(sent * GWEI)
         # An amount above what our channel holds is refused here with F08 and the most it can pay: nothing is
         # signed, and no deposit is made for it (a local app cannot drain the wallet into the channel).
-        apps.send({"cmd": "ping", "amount": CHANNEL // GWEI})
-        too_big = await apps.event("ping")
+        too_big = await ping(apps, CHANNEL // GWEI)
         assert too_big["ok"] is False and too_big["code"] == "F08", too_big
         assert "can pay at most" in too_big["message"]
         f08 = ilp.decode_amount_too_large(bytes.fromhex(too_big["data"]))
@@ -106,8 +104,7 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
         await back.event("ready", timeout=30)
         received = 0
         for amount in (7, 123_456, 999_999):
-            back.send({"cmd": "ping", "amount": amount})
-            assert (await back.event("ping"))["ok"] is True
+            assert (await ping(back, amount))["ok"] is True
             received += amount
             await until(lambda r=received: _received(uplink, r), what=f"the parent's claim for {received}")  # type: ignore[misc]
         stored = store.get(NAMESPACE, uplink.key)
@@ -163,13 +160,11 @@ async def test_tops_up_when_the_channel_runs_low(node: NodeRunner, ganache: Gana
         # The parent claims our channel (on request): the next payment finds no channel, and a new one is opened.
         first = uplink.book.outgoing
         assert first is not None and await uplink.request_close()
-        apps.send({"cmd": "ping", "amount": 1000})
-        refused = await apps.event("ping")
+        refused = await ping(apps, 1000)
         assert refused["ok"] is False and refused["code"] == "T04" and "no outgoing channel" in refused["message"]
         await until(lambda: _some(lambda: uplink.book.outgoing is not None), what="a new channel")
         assert uplink.book.outgoing is not None and uplink.book.outgoing.channel_id != first.channel_id
-        apps.send({"cmd": "ping", "amount": 1000})
-        assert (await apps.event("ping"))["ok"] is True
+        assert (await ping(apps, 1000))["ok"] is True
         st = await parent_state(parent)
         assert st["incoming"]["channelId"] == channel_id_hex(uplink.book.outgoing.channel_id)
         assert st["incoming"]["spent"] == str(1000 * GWEI)
@@ -263,8 +258,7 @@ async def test_kill_9_mid_payment_then_restart_loses_nothing_acknowledged(
         apps = node.start("app-pair.js", f"btp+ws://:a3@127.0.0.1:{port}", f"btp+ws://:b3@127.0.0.1:{aport}")
         await apps.event("ready", timeout=30)
         for _ in range(2):  # the first may meet a T04 while the parent catches up with our last claim
-            apps.send({"cmd": "ping", "amount": 5000})
-            if (await apps.event("ping"))["ok"]:
+            if (await ping(apps, 5000))["ok"]:
                 break
         else:
             raise AssertionError("no payment to the parent after the restart")
