@@ -101,6 +101,16 @@ class Config:
 
 
 JS_CONFIG = "~/.moneyd.json"  # where the JS moneyd keeps its config
+JS_TESTNET_CONFIG = "~/.moneyd.test.json"  # and its --testnet config
+
+
+def js_config_path(testnet: bool) -> Path:
+    """Where the JS moneyd keeps its config (as its own --testnet picks it); left as ``~/...`` without a home."""
+    path = Path(JS_TESTNET_CONFIG if testnet else JS_CONFIG)
+    try:
+        return path.expanduser()
+    except RuntimeError:  # no HOME and no passwd entry
+        return path
 
 
 def is_js_config(data: dict[str, Any]) -> bool:
@@ -121,7 +131,7 @@ def not_configured(cfg: Config, uplink: str, testnet: bool) -> str:
     if cfg.path != default_path(testnet):
         flags += f" -c {cfg.path}"
     message = f"no {uplink} uplink in {cfg.path}; run `moneyd{flags} {uplink}:configure` first"
-    js = Path(JS_CONFIG).expanduser()
+    js = js_config_path(testnet)
     if importable and js.is_file():
         message += f" (or import your JS moneyd's settings: `moneyd{flags} xrp:configure --import-js {js}`)"
     return message

@@ -14,7 +14,7 @@ from moneyd.app import Router
 from moneyd.btp import BtpPeerError, connect
 from moneyd.store import Store
 from moneyd.wire import ilp
-from tests.router.test_hostile import app, fulfiller, prepare_for, url
+from tests.support.apps import app, fulfiller, prepare_for, url
 
 
 class Clock:

@@ -95,3 +95,16 @@ def test_not_configured_says_which_command_fixes_it(tmp_path: Path) -> None:
     assert hint.startswith(f"{path} is a JS moneyd config: import it once with `moneyd xrp:configure --import-js {path}`")
     assert not_configured(Config(path, js_v1), "eth", testnet=False) == (
         f"{path} is a JS moneyd config; set up this uplink with `moneyd eth:configure`")
+
+
+def test_the_js_config_to_import_is_the_one_the_js_moneyd_uses_on_that_network(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".moneyd.json").write_text("{}")
+    path = tmp_path / "moneyd.json"
+    assert "--import-js" not in not_configured(Config(path, {"version": 1}), "xrp", testnet=True)
+    (tmp_path / ".moneyd.test.json").write_text("{}")
+    hint = not_configured(Config(path, {"version": 1}), "xrp", testnet=True)
+    assert hint.endswith(f"`moneyd --testnet -c {path} xrp:configure --import-js {tmp_path / '.moneyd.test.json'}`)")
+    assert not_configured(Config(path, {"version": 1}), "xrp", testnet=False).endswith(
+        f"`moneyd -c {path} xrp:configure --import-js {tmp_path / '.moneyd.json'}`)")

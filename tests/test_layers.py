@@ -1,6 +1,7 @@
 """The import rules of ARCHITECTURE.md, read from the source with ``ast``: no import cycles among moneyd/ and
 uplinks/ (at module level, nor through imports inside functions or under TYPE_CHECKING), ``moneyd/wire`` imports
-nothing else of moneyd, and nothing in moneyd/ imports uplinks/ (uplinks are plugins)."""
+nothing else of moneyd, nothing in moneyd/ imports uplinks/ (uplinks are plugins), and no test module imports another
+(what tests share lives in tests/support/)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,46 @@ def test_a_cycle_is_seen() -> None:
         assert ["moneyd.wire.ilp", "moneyd.wire.oer"] in cycles(("module", "function"))
     finally:
         GRAPH["moneyd.wire.oer"]["function"] = saved
+
+
+# -- tests import helpers, not each other ----------------------------------------------------------------------
+
+
+def imported_test_modules(source: str, package: str) -> set[str]:
+    """The ``test_*`` modules a file of ``package`` imports, or names from (relative imports resolved)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            # ``from tests.x import test_y`` imports a module too
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]
+        else:
+            continue
+        found.update(n for n in names if any(part.startswith("test_") for part in n.split(".")))
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    tests = ROOT / "tests"
+    files = [p for p in tests.rglob("*.py") if p.relative_to(tests).parts[0] != "js"]
+    assert len(files) > 50  # the tree is read
+    imports: dict[str, list[str]] = {}
+    for path in files:
+        package = ".".join(path.relative_to(ROOT).parent.parts)
+        found = imported_test_modules(path.read_text(encoding="utf-8"), package)
+        if found:
+            imports[str(path.relative_to(ROOT))] = sorted(found)
+    assert imports == {}, "move what tests share into tests/support/"
+
+
+@pytest.mark.parametrize("source", ["from tests.uplinks.xrp.test_uplink import Setup", "from .test_uplink import Setup",
+                                    "from . import test_uplink", "import tests.admin.test_process",
+                                    "def f():\n    from tests.admin.test_dashboard import Page"])
+def test_a_test_module_import_is_seen(source: str) -> None:
+    assert imported_test_modules(source, "tests.uplinks.xrp")
+    assert not imported_test_modules("from tests.support.xrp_setup import Setup\nimport pytest", "tests.uplinks.xrp")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from moneyd.app import Router
 from moneyd.server import account_for_token as account
+from tests.support.app_pair import pays_sync, ping
 from tests.support.jsnode import NodeRunner, free_port
 
 
@@ -20,9 +21,8 @@ async def test_two_js_apps_get_js_moneyd_addresses_and_pay_each_other(node: Node
     assert ready["a"] == {"clientAddress": "private.moneyd.local.QREgkfY7QwvslZdxtZh_PDPKjvUtwucYfqKUawu-qIY", "assetScale": 9, "assetCode": "XRP"}
     assert ready["b"]["clientAddress"] == f"private.moneyd.local.{account('secretB')}"
 
-    apps.send({"cmd": "ping", "amount": 10})
-    ping = await apps.event("ping")
-    assert ping["ok"] is True and ping["type"] == "ilp_fulfill"
+    reply = await ping(apps, 10)
+    assert reply["ok"] is True and reply["type"] == "ilp_fulfill"
 
     apps.send({"cmd": "stream", "amount": 100_000, "maxPacket": 1000})
     result = await apps.event("stream", timeout=120)
@@ -56,12 +56,8 @@ def test_moneyd_local_cli_serves_js_apps(node: NodeRunner, tmp_path: Path) -> No
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("moneyd ready: ILP address private.home (XRP, scale 9)"), line + proc.stderr.read() if proc.poll() is not None else line
-        apps = node.start("app-pair.js", f"btp+ws://:x@127.0.0.1:{port}", f"btp+ws://:y@127.0.0.1:{port}")
-        ready = apps.event_sync("ready")
+        ready = pays_sync(node, f"btp+ws://:x@127.0.0.1:{port}", f"btp+ws://:y@127.0.0.1:{port}", 5)
         assert ready["a"]["clientAddress"] == f"private.home.local.{account('x')}"
-        apps.send({"cmd": "ping", "amount": 5})
-        assert apps.event_sync("ping")["ok"] is True
-        apps.stop()
     finally:
         proc.send_signal(2)
         proc.wait(10)

@@ -14,6 +14,7 @@ import aiohttp
 from moneyd.admin.api import AdminServer
 from moneyd.app import Router
 from moneyd.localapp import LocalApp
+from tests.support.app_pair import pays, ping
 from tests.support.jsnode import NodeRunner, free_port
 from tests.support.routerfixture import start_router
 from uplinks.btp import BtpUplink
@@ -65,14 +66,8 @@ async def test_shapes_match_the_js_connector_side_by_side(node: NodeRunner, tmp_
     try:
         # The same traffic through each: an app pays an app on the parent, and is paid back.
         for port in (jport, router.server.port):
-            apps = node.start("app-pair.js", f"btp+ws://:a{port}@127.0.0.1:{port}", f"btp+ws://:b{port}@127.0.0.1:{pport}")
-            await apps.event("ready", timeout=30)
-            apps.send({"cmd": "ping", "amount": 100})
-            assert (await apps.event("ping"))["ok"] is True
-            back = node.start("app-pair.js", f"btp+ws://:c{port}@127.0.0.1:{pport}", f"btp+ws://:d{port}@127.0.0.1:{port}")
-            await back.event("ready", timeout=30)
-            back.send({"cmd": "ping", "amount": 7})
-            assert (await back.event("ping"))["ok"] is True
+            await pays(node, f"btp+ws://:a{port}@127.0.0.1:{port}", f"btp+ws://:b{port}@127.0.0.1:{pport}", 100)
+            await pays(node, f"btp+ws://:c{port}@127.0.0.1:{pport}", f"btp+ws://:d{port}@127.0.0.1:{port}", 7)
         async with aiohttp.ClientSession() as s:
             for path in ("/status", "/routing", "/accounts", "/balance", "/rates", "/stats", "/alerts"):
                 js_status, js_type, js_body = await get(s, jadmin, path)
@@ -165,8 +160,7 @@ async def test_event_stream_shows_links_and_payments(node: NodeRunner, tmp_path:
             port = router.server.port
             apps = node.start("app-pair.js", f"btp+ws://:ev-a@127.0.0.1:{port}", f"btp+ws://:ev-b@127.0.0.1:{port}")
             ready = await apps.event("ready", timeout=30)
-            apps.send({"cmd": "ping", "amount": 1234})
-            assert (await apps.event("ping"))["ok"] is True
+            assert (await ping(apps, 1234))["ok"] is True
             b_address = ready["b"]["clientAddress"]
             await read_until("link", lambda d: d["up"] is True)
             pay = await read_until("payment", lambda d: d["destination"].startswith(b_address))

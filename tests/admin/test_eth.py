@@ -8,9 +8,8 @@ from pathlib import Path
 from moneyd.admin import snapshot
 from moneyd.admin.snapshot import LinkWatch
 from moneyd.store import Store
-from tests.support.ethfixture import Ganache
-from tests.support.jsnode import NodeRunner
-from tests.uplinks.eth.test_uplink import (
+from tests.support.app_pair import pays
+from tests.support.eth_setup import (
     CHANNEL,
     GWEI,
     _linked,
@@ -20,6 +19,8 @@ from tests.uplinks.eth.test_uplink import (
     until,
     uplink_for,
 )
+from tests.support.ethfixture import Ganache
+from tests.support.jsnode import NodeRunner
 from uplinks.eth.claims import channel_id_hex
 
 
@@ -38,14 +39,8 @@ async def test_eth_channels_in_the_uplink_facts(node: NodeRunner, ganache: Ganac
         assert ours["id"] == channel_id_hex(uplink.book.outgoing.channel_id)
         assert (int(ours["capacity"]), int(ours["claimed"])) == (CHANNEL // GWEI, 0)
 
-        apps = node.start("app-pair.js", f"btp+ws://:xa@127.0.0.1:{router.server.port}", f"btp+ws://:xb@127.0.0.1:{aport}")
-        await apps.event("ready", timeout=30)
-        apps.send({"cmd": "ping", "amount": 4321})
-        assert (await apps.event("ping"))["ok"] is True
-        back = node.start("app-pair.js", f"btp+ws://:xb2@127.0.0.1:{aport}", f"btp+ws://:xa2@127.0.0.1:{router.server.port}")
-        await back.event("ready", timeout=30)
-        back.send({"cmd": "ping", "amount": 777})
-        assert (await back.event("ping"))["ok"] is True
+        await pays(node, f"btp+ws://:xa@127.0.0.1:{router.server.port}", f"btp+ws://:xb@127.0.0.1:{aport}", 4321)
+        await pays(node, f"btp+ws://:xb2@127.0.0.1:{aport}", f"btp+ws://:xa2@127.0.0.1:{router.server.port}", 777)
         await until(lambda: _received(uplink, 777), what="the parent's claim")
 
         facts = snapshot.uplink_facts(router, LinkWatch())

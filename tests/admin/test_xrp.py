@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any
 
 from tests.support.jsnode import NodeRunner, free_port
-from tests.uplinks.xrp.test_uplink import Setup, js_receiver, received_total, setup  # noqa: F401 - setup is the fixture
+from tests.support.xrp_setup import Setup, js_receiver, received_total, setup  # noqa: F401 - setup is the fixture
 from uplinks.xrp.claims import channel_id
 
 SCALE_PER_DROP = 1000  # scale 9 base units per drop
@@ -41,7 +41,7 @@ async def look_at_the_dashboard(admin: int, tmp: Any) -> None:
 
     from websockets.asyncio.client import connect
 
-    from tests.admin.test_dashboard import OUTPUT, Page, start_chromium
+    from tests.support.chromium import OUTPUT, Page, start_chromium
 
     browser, devtools = await asyncio.to_thread(start_chromium, tmp)
     try:

@@ -25,7 +25,7 @@ from moneyd.wire.btp import ProtocolData
 from moneyd.wire.errors import CodecError
 from tests.support.jsnode import free_port
 from tests.support.routerfixture import start_router
-from tests.wire.test_properties import FULFILLS, PREPARES
+from tests.support.strategies import FULFILLS, PREPARES
 from uplinks.btp import BtpUplink
 
 FULFILLMENT = b"\x05" * 32

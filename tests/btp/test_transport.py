@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -72,6 +73,16 @@ async def client(server: Server, handler: RequestHandler | None = None) -> BtpCo
     link = await open_link(server.url, timeout=5)
     await asyncio.wait_for(server.opened.wait(), 5)
     return BtpConnection(link, handler, "test-client")
+
+
+async def stuck_client(start_server: Callable[..., Any], limits: LinkLimits) -> tuple[BtpConnection, BtpConnection]:
+    """A client that reads nothing, of a server with these limits, and the server's side of it. Keep the client
+    referenced for as long as the test runs."""
+    server = await start_server(None, limits)
+    conn = await client(server)
+    assert conn.link.transport is not None
+    conn.link.transport.pause_reading()
+    return conn, server.conns[0]
 
 
 def pd(name: str, data: bytes) -> list[btp.ProtocolData]:
@@ -184,11 +195,7 @@ async def test_malformed_frames_get_f01_until_the_budget_is_spent_then_disconnec
 
 async def test_a_peer_that_stops_reading_is_dropped_when_its_buffer_passes_the_cap(start_server) -> None:  # type: ignore[no-untyped-def]
     limits = LinkLimits(high_water=64 << 10, max_buffered=1 << 20, stall_timeout=60)
-    server = await start_server(None, limits)
-    conn = await client(server)
-    assert conn.link.transport is not None
-    conn.link.transport.pause_reading()  # the client stops reading
-    srv = server.conns[0]
+    _conn, srv = await stuck_client(start_server, limits)  # the client stops reading
     # A request to the stuck peer still fails at its deadline: its timer started before the write.
     started = time.monotonic()
     asking = asyncio.create_task(srv.request(pd("x", b""), timeout=0.5))
@@ -207,11 +214,7 @@ async def test_a_peer_that_stops_reading_is_dropped_when_its_buffer_passes_the_c
 
 async def test_a_peer_that_reads_nothing_past_the_stall_deadline_is_dropped(start_server) -> None:  # type: ignore[no-untyped-def]
     limits = LinkLimits(high_water=16 << 10, max_buffered=1 << 30, stall_timeout=0.5, ping_interval=60)
-    server = await start_server(None, limits)
-    conn = await client(server)
-    assert conn.link.transport is not None
-    conn.link.transport.pause_reading()
-    srv = server.conns[0]
+    _conn, srv = await stuck_client(start_server, limits)
     for _ in range(200):  # 12 MB: more than loopback buffers take
         srv.send_raw(bytes(60 << 10))
         await asyncio.sleep(0)
@@ -309,11 +312,7 @@ async def test_keepalive_does_not_wait_behind_a_blocked_send(start_server) -> No
     # Unsent bytes far above the high-water mark, no stall deadline or cap in reach: the ping still goes out on
     # time, and the missing pong ends the connection.
     limits = LinkLimits(high_water=16 << 10, max_buffered=1 << 30, stall_timeout=60, ping_interval=0.4)
-    server = await start_server(None, limits)
-    conn = await client(server)
-    assert conn.link.transport is not None
-    conn.link.transport.pause_reading()
-    srv = server.conns[0]
+    _conn, srv = await stuck_client(start_server, limits)
     for _ in range(150):
         srv.send_raw(bytes(60 << 10))
     await asyncio.sleep(0)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from moneyd.app import Router
+from tests.support.http_server import serving, spsp_endpoint
 from tests.support.jsnode import JS_DIR, NodeRunner, free_port
 from tests.support.routerfixture import start_router
 
@@ -165,19 +165,9 @@ async def test_pay_errors_are_one_clear_line(local: Router, tmp_path: Path) -> N
     port = local.server.port
     via = f"btp+ws://localhost:{port}"
 
-    async def unreachable(request: web.Request) -> web.Response:
-        # A receiver address nobody serves: the router answers F02 to every probe.
-        return web.json_response({"destination_account": f"{local.address}.local.nobody.x",
-                                  "shared_secret": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
-
-    app = web.Application()
-    app.router.add_get("/gone", unreachable)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    # A receiver address nobody serves: the router answers F02 to every probe.
+    gone = spsp_endpoint("/gone", f"{local.address}.local.nobody.x")
+    async with serving(gone) as base:
         cases = [
             (("pay", base + "/gone", "100", "--via", via, "--timeout", "10"), "cannot reach the receiver"),
             (("pay", base + "/missing", "100", "--via", via), "no such receiver (404)"),
@@ -193,8 +183,6 @@ async def test_pay_errors_are_one_clear_line(local: Router, tmp_path: Path) -> N
             assert "Traceback" not in err
         code, _, err = await moneyd("pay", base + "/gone", "lots")
         assert code == 2 and "is not an amount" in err
-    finally:
-        await runner.cleanup()
 
 
 async def test_receive_reports_a_busy_port_and_a_missing_moneyd(local: Router) -> None:

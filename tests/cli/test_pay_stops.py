@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.http_server import serving, spsp_endpoint
 from tests.support.jsnode import free_port
 
 PAY_CAP = 10_000_000  # far more than any of these payments will send before they are stopped
@@ -228,22 +229,7 @@ async def test_amounts_as_people_type_them(moneyd: Moneyd, receiver: tuple[Proc,
 
 
 async def test_cannot_reach_the_receiver_is_said_once(moneyd: Moneyd) -> None:
-    from aiohttp import web
-
-    async def nobody(request: web.Request) -> web.Response:
-        return web.json_response({"destination_account": "private.moneyd.local.nobody.x",
-                                  "shared_secret": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
-
-    app = web.Application()
-    app.router.add_get("/gone", nobody)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/gone"
-        rc, _out, err = await (await spawn("pay", url, "100", "--via", moneyd.via, "--timeout", "10")).finish()
-    finally:
-        await runner.cleanup()
+    async with serving(spsp_endpoint("/gone", "private.moneyd.local.nobody.x")) as base:
+        rc, _out, err = await (await spawn("pay", base + "/gone", "100", "--via", moneyd.via, "--timeout", "10")).finish()
     assert rc == 1
     assert err.count("cannot reach the receiver") == 1, err

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -13,30 +11,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from moneyd.app import Router
 from moneyd.btp import BtpPeerError, connect
-from moneyd.wire import btp, ildcp, ilp
-
-
-def url(router: Router, user: str, token: str) -> str:
-    return f"btp+ws://{user}:{token}@127.0.0.1:{router.server.port}"
-
-
-async def app(router: Router, user: str, token: str, handler=None):  # type: ignore[no-untyped-def]
-    conn, reader = await connect(url(router, user, token), handler)
-    info = await conn.send_prepare(ildcp.request())
-    assert isinstance(info, ilp.Fulfill)
-    return conn, reader, ildcp.parse_fulfill(info).client_address
-
-
-def prepare_for(dest: str, seconds: float = 10, amount: int = 1) -> tuple[ilp.Prepare, bytes]:
-    f = os.urandom(32)
-    return ilp.Prepare(amount, datetime.now(UTC) + timedelta(seconds=seconds), hashlib.sha256(f).digest(), dest, f), f
-
-
-async def fulfiller(frame: btp.Message | btp.Transfer) -> list[btp.ProtocolData]:
-    entry = btp.find(frame.protocol_data, "ilp")
-    assert entry is not None
-    p = ilp.decode_prepare(entry.data)
-    return [btp.ProtocolData.octets("ilp", ilp.encode_fulfill(ilp.Fulfill(p.data)))]
+from moneyd.wire import btp, ilp
+from tests.support.apps import app, fulfiller, prepare_for, url
 
 
 async def assert_still_serving(router: Router) -> None:

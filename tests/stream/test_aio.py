@@ -43,6 +43,14 @@ class Router:
         return reply
 
 
+def receiver_on(router: Router) -> tuple[StreamServer, str, bytes]:
+    """A STREAM server behind ``router`` that takes any amount, and one address and secret for it."""
+    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=2**64 - 1))
+    router.server = server
+    address, secret = server.generate_address_and_secret()
+    return server, address, secret
+
+
 async def test_client_pays_server_and_data_flows_both_ways() -> None:
     router = Router(rate=Fraction(3, 2), max_packet=1000)
     server = StreamServer(BASE, router.send, asset_code="USD", asset_scale=2,
@@ -132,9 +140,7 @@ async def test_unknown_tokens_and_foreign_addresses_are_refused() -> None:
 
 async def test_failed_link_is_retried_then_succeeds() -> None:
     router = Router()
-    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=2**64 - 1))
-    router.server = server
-    address, secret = server.generate_address_and_secret()
+    server, address, secret = receiver_on(router)
     failures = 3
 
     async def flaky(prepare: Prepare) -> Reply:
@@ -153,9 +159,7 @@ async def test_failed_link_is_retried_then_succeeds() -> None:
 
 async def test_a_timed_out_payment_stops_sending() -> None:
     router = Router(max_packet=10)
-    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=2**64 - 1))
-    router.server = server
-    address, secret = server.generate_address_and_secret()
+    server, address, secret = receiver_on(router)
 
     async def slow(prepare: Prepare) -> Reply:
         await asyncio.sleep(0.02)
@@ -173,9 +177,7 @@ async def test_a_timed_out_payment_stops_sending() -> None:
 
 async def test_closed_connections_answer_then_are_pruned() -> None:
     router = Router()
-    server = StreamServer(BASE, router.send, config=ConnectionConfig(default_receive_max=2**64 - 1))
-    router.server = server
-    address, secret = server.generate_address_and_secret()
+    server, address, secret = receiver_on(router)
     client = StreamClient(router.send, address, secret)
     assert (await client.send_money(5)).ok
     await client.close(timeout=5)

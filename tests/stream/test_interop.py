@@ -84,6 +84,23 @@ async def py_node(port: int, name: str) -> PyNode:
     return node
 
 
+def client_of(me: PyNode, info: dict[str, Any], config: ConnectionConfig | None = None) -> StreamClient:
+    """Our STREAM client, on ``me``, to the JS server ``info`` describes; ``me`` hands it what it is sent."""
+    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
+                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale, config=config)
+    me.handler = client.handle_prepare
+    return client
+
+
+def server_on(me: PyNode) -> tuple[StreamServer, str, bytes]:
+    """Our STREAM server, on ``me``, taking any amount; and one destination and secret for a JS client."""
+    server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
+                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
+    me.handler = server.handle_prepare
+    destination, secret = server.generate_address_and_secret()
+    return server, destination, secret
+
+
 @pytest.fixture(params=["js-router", "moneyd-router"])
 async def peer(request: pytest.FixtureRequest, node: NodeRunner, tmp_path: Path) -> AsyncIterator[tuple[NodeProcess, int]]:
     """The JS STREAM peers, on a JS mini-accounts router or on our own router (moneyd local)."""
@@ -110,10 +127,7 @@ async def test_our_client_to_js_server(peer: tuple[NodeProcess, int]) -> None:
     info = await p.event("server")
     me = await py_node(port, "pyclient")
     assert me.address.endswith(".pyclient")
-    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
-                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
-    me.handler = client.handle_prepare
+    client = client_of(me, info, ConnectionConfig(default_receive_max=UINT64_MAX))
 
     # money, us -> JS
     result = await client.send_money(100_000, timeout=30)
@@ -153,9 +167,7 @@ async def test_js_server_closes_our_client(peer: tuple[NodeProcess, int]) -> Non
     p.send({"cmd": "server"})
     info = await p.event("server")
     me = await py_node(port, "pyclient2")
-    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
-                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale)
-    me.handler = client.handle_prepare
+    client = client_of(me, info)
     assert (await client.send_money(10, timeout=20)).ok
     await js_event(p, "server_connection")
     p.send({"cmd": "server_end"})
@@ -165,9 +177,7 @@ async def test_js_server_closes_our_client(peer: tuple[NodeProcess, int]) -> Non
     # A JS connection destroyed with an error: our client learns the error.
     p.send({"cmd": "server"})
     info = await js_event(p, "server", lambda e: e["destination"] != info["destination"])
-    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
-                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale)
-    me.handler = client.handle_prepare
+    client = client_of(me, info)
     assert (await client.send_money(10, timeout=20)).ok
     p.send({"cmd": "server_destroy", "message": "shop closed"})
     await asyncio.wait_for(client.wait_closed(), 20)
@@ -179,10 +189,7 @@ async def test_js_server_closes_our_client(peer: tuple[NodeProcess, int]) -> Non
 async def test_js_client_to_our_server(peer: tuple[NodeProcess, int]) -> None:
     p, port = peer
     me = await py_node(port, "pyserver")
-    server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
-    me.handler = server.handle_prepare
-    destination, secret = server.generate_address_and_secret()
+    server, destination, secret = server_on(me)
     p.send({"cmd": "client", "destination": destination, "secret": secret.hex(), "amount": "250000",
             "data": b"hi from js".hex()})
     sent = await p.event("client_sent", timeout=30)
@@ -216,10 +223,7 @@ async def test_js_client_to_our_server(peer: tuple[NodeProcess, int]) -> None:
 async def test_our_server_closes_a_js_client(peer: tuple[NodeProcess, int]) -> None:
     p, port = peer
     me = await py_node(port, "pyserver2")
-    server = StreamServer(me.address, me.send_prepare, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=ConnectionConfig(default_receive_max=UINT64_MAX))
-    me.handler = server.handle_prepare
-    destination, secret = server.generate_address_and_secret()
+    server, destination, secret = server_on(me)
     p.send({"cmd": "client", "destination": destination, "secret": secret.hex(), "amount": "1000"})
     await p.event("client_sent", timeout=30)
     conn = await asyncio.wait_for(server.accept(), 5)
@@ -234,10 +238,7 @@ async def test_ten_thousand_packet_payment_to_js_server(peer: tuple[NodeProcess,
     p.send({"cmd": "server"})
     info = await p.event("server")
     me = await py_node(port, "pybulk")
-    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
-                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=ConnectionConfig(max_packet_amount=1000))
-    me.handler = client.handle_prepare
+    client = client_of(me, info, ConnectionConfig(max_packet_amount=1000))
     result = await client.send_money(10_000_000, timeout=300)
     assert result.ok and result.delivered == 10_000_000 and result.packets == 10_000, result
     await js_event(p, "server_money", lambda e: e["total"] == "10000000", timeout=30)
@@ -259,9 +260,7 @@ async def test_cross_currency_through_a_js_connector(node: NodeRunner) -> None:
     info = await p.event("server", timeout=30)
     me = await py_node(xrp_port, "payer")
     assert (me.asset_code, me.asset_scale) == ("XRP", 6)
-    client = StreamClient(me.send_prepare, info["destination"], bytes.fromhex(info["secret"]),
-                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale)
-    me.handler = client.handle_prepare
+    client = client_of(me, info)
     rate = await client.connect(timeout=30)
     assert abs(float(rate) - 0.00995) < 0.00001, rate
     result = await client.send_money(2_000_000, timeout=60)  # 2 XRP
@@ -277,10 +276,7 @@ async def test_cross_currency_through_a_js_connector(node: NodeRunner) -> None:
     # The sender refuses a path whose rate is below its minimum, before any money moves.
     p.send({"cmd": "server"})
     info2 = await js_event(p, "server", lambda e: e["destination"] != info["destination"])
-    strict = StreamClient(me.send_prepare, info2["destination"], bytes.fromhex(info2["secret"]),
-                          source_account=me.address, asset_code=me.asset_code, asset_scale=me.asset_scale,
-                          config=ConnectionConfig(min_exchange_rate=Fraction(1, 100)))
-    me.handler = strict.handle_prepare
+    strict = client_of(me, info2, ConnectionConfig(min_exchange_rate=Fraction(1, 100)))
     refused = await strict.send_money(1_000_000, timeout=30)
     assert not refused.ok and refused.sent == 0
     assert "below the minimum acceptable" in (refused.error or "")

@@ -224,10 +224,7 @@ def configure_command(
     ctx: typer.Context, parent: str | None, provider: str | None, contract: str | None, name: str | None,
     channel_amount: str | None, key_file: Path | None, force: bool, advanced: bool
 ) -> None:
-    import asyncio
-
     from moneyd.btp.parent import ParentError, check_name, split_parent
-    from moneyd.secrets import SecretError, SecretStore
 
     testnet: bool = ctx.obj.testnet
     cfg = load_config(ctx.obj.config_path)
@@ -262,6 +259,11 @@ def configure_command(
             contract = parse_address(contract, "contract")
         except ConfigError as e:
             raise typer.BadParameter(str(e), param_hint="--contract") from None
+    # Only now what is slow to load: every option above was checked without it.
+    import asyncio
+
+    from moneyd.secrets import SecretError, SecretStore
+
     try:
         if key_file is not None:
             key = read_secret_file(key_file, "--key-file")

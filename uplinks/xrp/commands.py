@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from .wallet import SECRET_ENV, SECTION, SERVERS, ConfigureError, wallet_for, wa
 
 # asyncio, the keyring and xrpl-py are imported by the commands that use them: `moneyd --help` loads this module.
 if TYPE_CHECKING:
+    from moneyd.config import Config
     from moneyd.store import Store
 
 DEFAULT_CHANNEL_DROPS = 10_000_000
@@ -87,7 +89,9 @@ def read_js_config(path: Path) -> dict[str, str]:
     if isinstance(server, str):
         parts = urlsplit(server)
         if parts.hostname:
-            found["parent"] = parts.hostname + (f":{parts.port}" if parts.port else "")
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            # A bare host means btp+wss; a plain btp+ws:// parent (allowed on loopback only) keeps its scheme.
+            found["parent"] = f"btp+ws://{host}" if parts.scheme == "btp+ws" else host
             found["name"] = unquote(parts.username or "")
     return found
 
@@ -182,19 +186,40 @@ def register(app: typer.Typer) -> None:
     register_manage(app)
 
 
+def check_options(parent: str | None, name: str | None, channel_amount: str | None, xrp_server: str | None) -> None:
+    """The settings given as options that are wrong on their face, as usage errors naming the option."""
+    from moneyd.btp.parent import ParentError, check_name, split_parent
+
+    for value, check, flag in ((parent, split_parent, "--parent"), (name, check_name, "--name")):
+        if value is not None:
+            try:
+                check(value)
+            except ParentError as e:
+                raise typer.BadParameter(str(e), param_hint=flag) from None
+    if channel_amount:
+        parse_drops(channel_amount, "--channel-amount")
+    if xrp_server is not None and not xrp_server.startswith(("ws://", "wss://")):
+        raise typer.BadParameter("must be a ws:// or wss:// URL", param_hint="--xrp-server")
+
+
 def configure_command(
     ctx: typer.Context, parent: str | None, xrp_server: str | None, name: str | None, secret_file: Path | None,
-    channel_amount: str | None, import_js: Path | None, force: bool, faucet: str, advanced: bool
+    channel_amount: str | None, import_js: Path | None, force: bool, faucet: str, advanced: bool,
+    config_path: Path | None = None,
 ) -> None:
+    testnet: bool = ctx.obj.testnet
+    cfg = load_config(config_path or ctx.obj.config_path)
+    if cfg.section(SECTION) is not None and not force:
+        raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
+    # What the command line gives is checked before anything slow (xrpl-py's import, the faucet, a prompt): a
+    # typo is answered at once. Values from --import-js or prompts are checked below, once they are known.
+    check_options(parent, name, channel_amount, xrp_server)
+
     import asyncio
 
     from moneyd.btp.parent import ParentError, parent_url
     from moneyd.secrets import SecretError, SecretStore
 
-    testnet: bool = ctx.obj.testnet
-    cfg = load_config(ctx.obj.config_path)
-    if cfg.section(SECTION) is not None and not force:
-        raise fail(f"{cfg.path} already has an xrp uplink; use --force to replace it")
     try:
         imported = read_js_config(import_js) if import_js else {}
         if secret_file is not None:
@@ -239,11 +264,59 @@ def configure_command(
     typer.echo(f"account {wallet.address}: {xrp(balance)}, {xrp(needed)} needed for reserve, channel and fees")
 
 
+def offer_js_import(ctx: typer.Context, cfg: Config) -> Config:
+    """A JS moneyd user's first ``xrp:start``: ``cfg`` has no xrp uplink, but the JS moneyd's config (given with -c,
+    or at ~/.moneyd.json) has one. On a terminal, offer to import it (as ``xrp:configure --import-js`` does: the
+    secret moves to the keyring and the JS file is left as it is) and return the config it was imported into.
+    Otherwise ``cfg`` as it is, and ``configured`` names the command that imports it."""
+    from moneyd.config import ConfigError, default_path, is_js_config, js_config_path
+
+    testnet: bool = ctx.obj.testnet
+    try:
+        if cfg.section(SECTION) is not None:
+            return cfg
+    except ConfigError:
+        return cfg  # ``configured`` says what is wrong with it
+    given_js = is_js_config(cfg.data)
+    js = cfg.path if given_js else js_config_path(testnet)
+    try:
+        # The JS file itself never gets our settings: they go to this moneyd's own config.
+        target = default_path(testnet) if given_js else cfg.path
+        if not js.is_file() or target.resolve() == js.resolve():
+            return cfg
+    except (ConfigError, OSError):
+        return cfg  # no home, an unreadable folder: ``configured`` says what to do
+    try:
+        imported_before = given_js and load_config(target).section(SECTION) is not None
+    except ConfigError as e:
+        raise fail(str(e)) from None
+    if imported_before:
+        flags = " --testnet" if testnet else ""
+        raise fail(f"{js} is a JS moneyd config; its XRP settings are already imported into {target}: run "
+                   f"`moneyd{flags} xrp:start` (without -c)")
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return cfg
+    try:
+        found = read_js_config(js)
+    except ConfigureError:
+        return cfg
+    where = f" (parent {found['parent']}, account {found.get('name') or '?'})" if found.get("parent") else ""
+    typer.echo(f"{js} is a JS moneyd config with an XRP uplink{where}.", err=True)
+    if not typer.confirm(f"Import it into {target} now? The secret moves to your keyring; the JS file stays as it "
+                         "is", default=True, err=True):
+        return cfg
+    configure_command(ctx, None, None, None, None, None, js, False, TESTNET_FAUCET, False, config_path=target)
+    if given_js:
+        flags = " --testnet" if testnet else ""
+        typer.echo(f"imported; from now on run `moneyd{flags} xrp:start` (without -c)", err=True)
+    return load_config(target)
+
+
 def start_command(ctx: typer.Context, router: RouterOptions, wait_for_parent: float | None = None) -> None:
     from .uplink import XrpSettings, XrpUplink
 
     testnet: bool = ctx.obj.testnet
-    cfg = load_config(ctx.obj.config_path)
+    cfg = offer_js_import(ctx, load_config(ctx.obj.config_path))
     section = configured(cfg, SECTION, testnet)
     settings = router.settings(cfg)
     secret = load_secret(f"xrp:{section['address']}", testnet, SECRET_ENV)

@@ -15,6 +15,7 @@ import pytest
 from moneyd.app import StartupError
 from moneyd.server import account_for_token as account
 from moneyd.wire import ilp
+from tests.support.app_pair import pays, pays_sync, ping
 from tests.support.jsnode import NodeRunner, free_port
 from tests.support.routerfixture import start_router
 from uplinks.btp import BtpUplink
@@ -37,16 +38,12 @@ async def test_local_app_pays_a_receiver_on_the_parent_and_back(node: NodeRunner
         ready = await apps.event("ready", timeout=30)
         assert ready["a"]["clientAddress"] == f"{router.address}.local.{account('appA')}"
         assert ready["b"]["clientAddress"] == f"test.parent.child.{account('appB')}"
-        apps.send({"cmd": "ping", "amount": 100})
-        assert (await apps.event("ping"))["ok"] is True
+        assert (await ping(apps, 100))["ok"] is True
         apps.send({"cmd": "stream", "amount": 50_000, "maxPacket": 1000})
         result = await apps.event("stream", timeout=120)
         assert result.get("delivered") == result.get("received") == 50_000, result
         # The reverse: B (on the parent) pays A (behind our router).
-        back = node.start("app-pair.js", f"btp+ws://:appB2@127.0.0.1:{pport}", f"btp+ws://:appA2@127.0.0.1:{router.server.port}")
-        await back.event("ready", timeout=30)
-        back.send({"cmd": "ping", "amount": 7})
-        assert (await back.event("ping"))["ok"] is True
+        await pays(node, f"btp+ws://:appB2@127.0.0.1:{pport}", f"btp+ws://:appA2@127.0.0.1:{router.server.port}", 7)
     finally:
         await router.stop()
 
@@ -66,10 +63,7 @@ async def test_parent_drops_and_comes_back(node: NodeRunner, tmp_path: Path) -> 
         assert isinstance(reply, ilp.Reject) and reply.code == "T01"
         parent = await start_parent(node, pport)
         await asyncio.wait_for(uplink.connected.wait(), 15)
-        apps = node.start("app-pair.js", f"btp+ws://:ra@127.0.0.1:{router.server.port}", f"btp+ws://:rb@127.0.0.1:{pport}")
-        await apps.event("ready", timeout=30)
-        apps.send({"cmd": "ping", "amount": 3})
-        assert (await apps.event("ping"))["ok"] is True
+        await pays(node, f"btp+ws://:ra@127.0.0.1:{router.server.port}", f"btp+ws://:rb@127.0.0.1:{pport}", 3)
     finally:
         await router.stop()
 
@@ -112,11 +106,7 @@ def test_btp_start_cli_end_to_end(node: NodeRunner, tmp_path: Path) -> None:
         line = proc.stdout.readline()
         expected = f"test.parent.child.{account('cli-uplink')}"
         assert line.startswith(f"moneyd ready: ILP address {expected} (XRP, scale 9)"), line
-        apps = node.start("app-pair.js", f"btp+ws://:a@127.0.0.1:{port}", f"btp+ws://:b@127.0.0.1:{pport}")
-        apps.event_sync("ready", timeout=30)
-        apps.send({"cmd": "ping", "amount": 9})
-        assert apps.event_sync("ping")["ok"] is True
-        apps.stop()
+        pays_sync(node, f"btp+ws://:a@127.0.0.1:{port}", f"btp+ws://:b@127.0.0.1:{pport}", 9)
     finally:
         proc.send_signal(2)
         proc.wait(10)

@@ -12,9 +12,10 @@ from pathlib import Path
 from eth_account import Account
 
 from moneyd.secrets import SecretStore
+from tests.support.app_pair import pays_sync
+from tests.support.eth_setup import PARENT, PARENT_CHANNEL_GWEI
 from tests.support.ethfixture import Ganache
 from tests.support.jsnode import NodeRunner, free_port
-from tests.uplinks.eth.test_uplink import PARENT, PARENT_CHANNEL_GWEI
 from uplinks.eth.uplink import NAMESPACE
 
 ETH = 10**18
@@ -83,6 +84,18 @@ def test_configure_checks_funds_before_writing_and_keeps_the_key_out(ganache: Ga
     assert forced.returncode == 0, forced.stderr
     section = json.loads((tmp_path / "moneyd.json").read_text())["eth"]
     assert section["channel_amount"] == 10**6 * GWEI and section["contract"] == ganache.contract_address
+
+
+def test_options_wrong_on_their_face_are_refused_before_the_ethereum_libraries_load(tmp_path: Path) -> None:
+    # No key, no terminal: each mistake is named before the key is asked for and before web3 or eth-account are
+    # imported (PYTHONPROFILEIMPORTTIME lists every import).
+    for args, says in ((("--parent", "user@p.example"), "invalid parent"), (("--name", "a.b"), "invalid account name"),
+                       (("--channel-amount", "5XRP"), "is in XRP"), (("--provider", "ws://x"), "http:// or https://")):
+        out = cli(tmp_path, "eth:configure", "--parent", "p.example", *args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert out.returncode == 2 and says in out.stderr, (args, out.stderr[-2000:])
+        assert "--key-file" not in out.stderr
+        imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+        assert len(imported) > 50 and not {m for m in imported if m.split(".")[0] in ("web3", "eth_account")}, args
 
 
 def test_configure_bad_input(ganache: Ganache, tmp_path: Path) -> None:
@@ -155,16 +168,8 @@ def test_start_info_topup_cleanup_with_the_js_parent(node: NodeRunner, ganache: 
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("moneyd ready: ILP address test.parent.eth.carol (ETH, scale 9)"), (line, proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
-        apps = node.start("app-pair.js", f"btp+ws://:a@127.0.0.1:{port}", f"btp+ws://:b@127.0.0.1:{aport}")
-        apps.event_sync("ready", timeout=30)
-        apps.send({"cmd": "ping", "amount": 1_000_000})
-        assert apps.event_sync("ping")["ok"] is True
-        back = node.start("app-pair.js", f"btp+ws://:b2@127.0.0.1:{aport}", f"btp+ws://:a2@127.0.0.1:{port}")
-        back.event_sync("ready", timeout=30)
-        back.send({"cmd": "ping", "amount": 3_000_000})
-        assert back.event_sync("ping")["ok"] is True
-        apps.stop()
-        back.stop()
+        pays_sync(node, f"btp+ws://:a@127.0.0.1:{port}", f"btp+ws://:b@127.0.0.1:{aport}", 1_000_000)
+        pays_sync(node, f"btp+ws://:b2@127.0.0.1:{aport}", f"btp+ws://:a2@127.0.0.1:{port}", 3_000_000)
         # Wait for the parent's claim to be stored (the parent sends it after the Fulfill).
         import time
 
@@ -209,7 +214,7 @@ def test_start_info_topup_cleanup_with_the_js_parent(node: NodeRunner, ganache: 
     progress = cleaned.stdout
     assert "claiming 0.003 ETH from the parent's channel" in progress and "claimed in block" in progress
     assert "asking the parent" in progress and "is closed: what the parent did not claim is back" in progress
-    from tests.uplinks.eth.test_uplink import fees_paid
+    from tests.support.eth_setup import fees_paid
 
     fees = fees_paid(ganache, address, block0)
     assert ganache.balance(address) == before - fees + 3_000_000 * GWEI + 15 * ETH // 100 - 10**6 * GWEI

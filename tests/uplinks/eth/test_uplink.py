@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,30 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from moneyd.app import Router, RouterSettings, StartupError
+from moneyd.app import StartupError
 from moneyd.btp.connection import BtpConnection, BtpPeerError, RequestRefused
-from moneyd.btp.parent import btp_token
 from moneyd.localapp import LocalApp
 from moneyd.store import Store
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
+from tests.support.app_pair import pays, ping
+from tests.support.eth_setup import (
+    CHANNEL,
+    ETH,
+    GWEI,
+    PARENT,
+    PARENT_CHANNEL_GWEI,
+    STRANGER,
+    US,
+    _linked,
+    _received,
+    fees_paid,
+    parent_state,
+    start_parent,
+    start_router,
+    until,
+    uplink_for,
+)
 from tests.support.ethfixture import Ganache
 from tests.support.jsnode import NodeProcess, NodeRunner, free_port
 from uplinks.eth import messages
@@ -36,77 +53,6 @@ from uplinks.eth.book import ClaimBook
 from uplinks.eth.chain import EthChain
 from uplinks.eth.claims import ChannelState, Claim, channel_id_hex, sign_claim
 from uplinks.eth.uplink import NAMESPACE, EthSettings, EthUplink, UplinkState, state_key
-
-ETH = 10**18
-GWEI = 10**9
-US, PARENT, STRANGER = 3, 4, 5  # ganache accounts
-CHANNEL = ETH // 10  # our channel to the parent
-PARENT_CHANNEL_GWEI = 5 * 10**7  # the parent's channel to us: 0.05 ETH
-
-
-# -- helpers --------------------------------------------------------------------------------------------------
-
-
-async def start_parent(node: NodeRunner, ganache: Ganache, **env: str) -> tuple[NodeProcess, int, int]:
-    eport, aport = free_port(), free_port()
-    parent = node.start(
-        "eth-parent-connector.js",
-        str(eport),
-        str(aport),
-        "test.parent",
-        env={
-            "ETH_URL": ganache.url,
-            "ETH_CONTRACT": ganache.contract_address,
-            "ETH_KEY": ganache.keys[PARENT],
-            "ETH_OUT_GWEI": str(PARENT_CHANNEL_GWEI),
-            **env,
-        },
-        stream_fix=False,
-    )
-    ready = await parent.event("ready", timeout=60)
-    assert ready["ethereumAddress"] == ganache.addresses[PARENT]
-    return parent, eport, aport
-
-
-def uplink_for(ganache: Ganache, store: Store, eport: int, name: str = "alice", **kw: Any) -> EthUplink:
-    host = f"127.0.0.1:{eport}"
-    url = f"btp+ws://{name}:{btp_token(host, name, ganache.keys[US])}@{host}"
-    kw.setdefault("channel_amount", CHANNEL)
-    return EthUplink(EthSettings(url, ganache.url, ganache.keys[US], contract=ganache.contract_address, **kw), store)
-
-
-async def start_router(tmp_path: Path, uplink: EthUplink, store: Store) -> Router:
-    router = Router(RouterSettings(port=free_port()), store, uplink)
-    await router.start()
-    return router
-
-
-async def parent_state(parent: NodeProcess, name: str = "alice") -> dict[str, Any]:
-    parent.send({"cmd": "state"})
-    state = await parent.event("state")
-    account: dict[str, Any] = state["accounts"].get(name, {})
-    return account
-
-
-async def until(cond: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-def fees_paid(ganache: Ganache, address: str, from_block: int) -> int:
-    """Wei spent on gas by ``address`` in blocks after ``from_block`` (ganache mines one block per transaction)."""
-    total = 0
-    for n in range(from_block + 1, ganache.block_number() + 1):
-        block = ganache.rpc("eth_getBlockByNumber", hex(n), True)
-        for tx in block["transactions"]:
-            if tx["from"].lower() == address.lower():
-                receipt = ganache.rpc("eth_getTransactionReceipt", tx["hash"])
-                total += int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
-    return total
-
 
 # -- end to end ---------------------------------------------------------------------------------------------
 
@@ -138,8 +84,7 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
         await apps.event("ready", timeout=30)
         sent = 0
         for amount in (1000, 1, 2_500_000):
-            apps.send({"cmd": "ping", "amount": amount})
-            assert (await apps.event("ping"))["ok"] is True
+            assert (await ping(apps, amount))["ok"] is True
             sent += amount
         assert uplink.book.paid == uplink.book.charged == sent
         assert uplink.book.last_sent is not None and uplink.book.last_sent.value == sent * GWEI
@@ -147,8 +92,7 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
         assert st["receivableBalance"] == "0" and st["incoming"]["spent"] == str(sent * GWEI)
         # An amount above what our channel holds is refused here with F08 and the most it can pay: nothing is
         # signed, and no deposit is made for it (a local app cannot drain the wallet into the channel).
-        apps.send({"cmd": "ping", "amount": CHANNEL // GWEI})
-        too_big = await apps.event("ping")
+        too_big = await ping(apps, CHANNEL // GWEI)
         assert too_big["ok"] is False and too_big["code"] == "F08", too_big
         assert "can pay at most" in too_big["message"]
         f08 = ilp.decode_amount_too_large(bytes.fromhex(too_big["data"]))
@@ -160,8 +104,7 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
         await back.event("ready", timeout=30)
         received = 0
         for amount in (7, 123_456, 999_999):
-            back.send({"cmd": "ping", "amount": amount})
-            assert (await back.event("ping"))["ok"] is True
+            assert (await ping(back, amount))["ok"] is True
             received += amount
             await until(lambda r=received: _received(uplink, r), what=f"the parent's claim for {received}")  # type: ignore[misc]
         stored = store.get(NAMESPACE, uplink.key)
@@ -198,14 +141,6 @@ async def test_pays_and_is_paid_through_the_js_parent_balances_to_the_wei(
     assert ganache.balance(parent_addr) == parent0 - fees_parent + paid * GWEI - received * GWEI
 
 
-async def _linked(uplink: EthUplink) -> bool:
-    return uplink.book.incoming_channel is not None
-
-
-async def _received(uplink: EthUplink, units: int) -> bool:
-    return uplink.book.received >= units
-
-
 async def test_tops_up_when_the_channel_runs_low(node: NodeRunner, ganache: Ganache, tmp_path: Path) -> None:
     small = 10**6 * GWEI  # 0.001 ETH; top-up below half of it
     parent, eport, aport = await start_parent(node, ganache)
@@ -213,10 +148,7 @@ async def test_tops_up_when_the_channel_runs_low(node: NodeRunner, ganache: Gana
     uplink = uplink_for(ganache, store, eport, channel_amount=small)
     router = await start_router(tmp_path, uplink, store)
     try:
-        apps = node.start("app-pair.js", f"btp+ws://:ta@127.0.0.1:{router.server.port}", f"btp+ws://:tb@127.0.0.1:{aport}")
-        await apps.event("ready", timeout=30)
-        apps.send({"cmd": "ping", "amount": 600_000})
-        assert (await apps.event("ping"))["ok"] is True
+        apps = await pays(node, f"btp+ws://:ta@127.0.0.1:{router.server.port}", f"btp+ws://:tb@127.0.0.1:{aport}", 600_000)
         # 400,000 gwei left, below half the channel: a deposit of the channel amount follows, and channelDeposit.
         await until(lambda: _channel_value(uplink, 2 * small), what="the top-up")
         await until(lambda: _some_async(parent, lambda st: st["incoming"]["value"] == str(2 * small)), what="the parent re-reading our channel")
@@ -228,13 +160,11 @@ async def test_tops_up_when_the_channel_runs_low(node: NodeRunner, ganache: Gana
         # The parent claims our channel (on request): the next payment finds no channel, and a new one is opened.
         first = uplink.book.outgoing
         assert first is not None and await uplink.request_close()
-        apps.send({"cmd": "ping", "amount": 1000})
-        refused = await apps.event("ping")
+        refused = await ping(apps, 1000)
         assert refused["ok"] is False and refused["code"] == "T04" and "no outgoing channel" in refused["message"]
         await until(lambda: _some(lambda: uplink.book.outgoing is not None), what="a new channel")
         assert uplink.book.outgoing is not None and uplink.book.outgoing.channel_id != first.channel_id
-        apps.send({"cmd": "ping", "amount": 1000})
-        assert (await apps.event("ping"))["ok"] is True
+        assert (await ping(apps, 1000))["ok"] is True
         st = await parent_state(parent)
         assert st["incoming"]["channelId"] == channel_id_hex(uplink.book.outgoing.channel_id)
         assert st["incoming"]["spent"] == str(1000 * GWEI)
@@ -328,15 +258,11 @@ async def test_kill_9_mid_payment_then_restart_loses_nothing_acknowledged(
         apps = node.start("app-pair.js", f"btp+ws://:a3@127.0.0.1:{port}", f"btp+ws://:b3@127.0.0.1:{aport}")
         await apps.event("ready", timeout=30)
         for _ in range(2):  # the first may meet a T04 while the parent catches up with our last claim
-            apps.send({"cmd": "ping", "amount": 5000})
-            if (await apps.event("ping"))["ok"]:
+            if (await ping(apps, 5000))["ok"]:
                 break
         else:
             raise AssertionError("no payment to the parent after the restart")
-        rev = node.start("app-pair.js", f"btp+ws://:b4@127.0.0.1:{aport}", f"btp+ws://:a4@127.0.0.1:{port}")
-        await rev.event("ready", timeout=30)
-        rev.send({"cmd": "ping", "amount": 7000})
-        assert (await rev.event("ping"))["ok"] is True
+        await pays(node, f"btp+ws://:b4@127.0.0.1:{aport}", f"btp+ws://:a4@127.0.0.1:{port}", 7000)
         # The parent's next claim covers everything it owes, the ones we never saw included.
         st = await parent_state(parent, "dave")
         await until(lambda: _some(lambda: stored_state(tmp_path)["book"]["bestIncoming"]["value"] == st["outgoing"]["spent"]),

@@ -95,6 +95,22 @@ def test_configure_bad_input(xrpl_emulator: XrplEmulator, tmp_path: Path) -> Non
     assert not (tmp_path / "moneyd.json").exists()
 
 
+def test_options_wrong_on_their_face_are_refused_before_anything_slow(tmp_path: Path) -> None:
+    # No secret, no terminal, a faucet nobody serves: each mistake is named at once, before the secret is asked
+    # for, the testnet faucet is called or xrpl-py is imported (PYTHONPROFILEIMPORTTIME lists every import).
+    from tests.support.jsnode import free_port
+
+    faucet = f"http://127.0.0.1:{free_port()}/accounts"
+    for args, says in ((("--parent", "user@p.example"), "invalid parent"), (("--name", "a.b"), "invalid account name"),
+                       (("--channel-amount", "5ETH"), "the amount is in ETH"), (("--xrp-server", "http://x"), "ws://")):
+        out = cli(tmp_path, "--testnet", "xrp:configure", "--faucet", faucet, *args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert out.returncode == 2 and says in unboxed(out.stderr), (args, out.stderr[-2000:])
+        assert "faucet" not in out.stderr.replace(faucet, "") and "--secret-file" not in out.stderr
+        imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+        assert len(imported) > 50 and not {m for m in imported if m.split(".")[0] == "xrpl"}, args
+    assert not (tmp_path / "moneyd.json").exists()
+
+
 def test_import_js_moneyd_configs(xrpl_emulator: XrplEmulator, tmp_path: Path) -> None:
     wallet = Wallet.create()
     xrpl_emulator.fund(wallet.address, 100 * XRP)

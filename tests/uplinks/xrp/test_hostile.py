@@ -19,8 +19,8 @@ from moneyd.btp.connection import BtpConnection, BtpPeerError, RequestRefused
 from moneyd.wire import btp, ildcp, ilp
 from moneyd.wire.btp import ProtocolData
 from tests.support.jsnode import free_port
+from tests.support.xrp_setup import XRP, Moneyd, Setup
 from tests.support.xrpl_emulator import XrplEmulator
-from tests.uplinks.xrp.test_uplink import XRP, Moneyd, Setup
 from uplinks.xrp.claims import sign_claim
 from uplinks.xrp.keys import ChannelKey
 from uplinks.xrp.ledger import XrpLedger
