@@ -20,7 +20,7 @@ from xrpl.wallet import Wallet
 
 from moneyd.store import Store
 from moneyd.wire import ilp
-from tests.uplinks.xrp.test_book import new_book, server_claim
+from tests.support.xrp_book import new_book, server_claim
 from uplinks.xrp import messages
 from uplinks.xrp import uplink as xrp_uplink
 from uplinks.xrp.uplink import XrpSettings, XrpUplink
