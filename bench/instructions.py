@@ -38,8 +38,12 @@ PYTHON = os.path.realpath(sys.executable)  # not a pyenv shim (a shell script va
 
 
 def _env(data: str) -> dict[str, str]:
-    return {**os.environ, "MONEYD_DATA_DIR": data, "XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data,
-            "PYTHONPATH": str(ROOT), "NODE_PATH": str(JS_DIR / "node_modules")}
+    # Compiled bytecode, as after `pip install` (see bench/startup.py), even where PYTHONDONTWRITEBYTECODE is set.
+    env = {**os.environ, "MONEYD_DATA_DIR": data, "XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data,
+           "PYTHONPATH": str(ROOT), "NODE_PATH": str(JS_DIR / "node_modules"),
+           "PYTHONPYCACHEPREFIX": os.path.join(tempfile.gettempdir(), "moneyd-bench-pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def _summary(out: Path) -> int:
@@ -96,6 +100,8 @@ def pay(packets: int, port: int) -> tuple[float, float]:
             assert receiver.stdout is not None
             url = json.loads(receiver.stdout.readline())["url"]
             counts = []
+            pay_cmd = [PYTHON, "-m", "moneyd", "pay", url, "1000", "--via", f"btp+ws://127.0.0.1:{port}"]
+            subprocess.run(pay_cmd, cwd=tempfile.gettempdir(), env=_env(tmp), check=True, capture_output=True)  # fills the bytecode cache
             for n in (1, packets):
                 out = Path(tmp) / f"pay{n}.out"
                 subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", PYTHON, "-m", "moneyd",
