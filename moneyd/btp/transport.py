@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,9 +67,14 @@ CLIENT_LIMITS = LinkLimits(max_buffered=16 << 20, buffer_grace=5.0, stall_timeou
 POLICY_VIOLATION = 1008  # the close code of a peer we cut off (bad auth, too many malformed or held frames)
 
 
-# The links that queued output while the read callback now running handled its data: flushed when it returns. None
-# outside a read callback (then a send schedules its own flush with call_soon).
-_batch: list[WsLink] | None = None
+class _Batch(threading.local):
+    """The links that queued output while the read callback now running (in this thread's event loop) handled its
+    data: flushed when it returns. None outside a read callback (then a send schedules its own flush, call_soon)."""
+
+    links: list[WsLink] | None = None
+
+
+_batch = _Batch()
 
 
 def _ignore_message(data: bytes) -> None:
@@ -144,15 +150,16 @@ class WsLink(asyncio.Protocol):
             self.on_connect(self)
 
     def data_received(self, data: bytes) -> None:
-        global _batch
-        if _batch is not None:  # not expected (reads are not nested), but then the outer callback flushes
+        state = _batch
+        if state.links is not None:  # not expected (reads are not nested), but then the outer callback flushes
             self._received(data)
             return
-        batch = _batch = []
+        batch: list[WsLink] = []
+        state.links = batch
         try:
             self._received(data)
         finally:
-            _batch = None
+            state.links = None
             for link in batch:
                 try:
                     link._flush()
@@ -242,8 +249,9 @@ class WsLink(asyncio.Protocol):
 
     def _schedule_flush(self) -> None:
         self._flush_pending = True
-        if _batch is not None:
-            _batch.append(self)
+        batch = _batch.links
+        if batch is not None:
+            batch.append(self)
         else:
             self._flush_handle = self._loop.call_soon(self._flush)
 
