@@ -4,8 +4,6 @@ websockets parses and serializes (no home-made WebSocket parser); this layer onl
 websockets' own asyncio API, and why:
 - Sending is a plain call, never a coroutine: frames go to a buffer, and everything written in one loop iteration
   leaves in one ``transport.writelines`` (one flush per iteration, not one syscall and two awaits per message).
-  What is sent while a read is handled (a forwarded Prepare, its answer) is written when that read's callback ends,
-  with no ``call_soon`` and no extra loop step: a lone packet is the common case, and each step costs.
 - A peer cannot hold our memory or our timers hostage: past a high-water mark of unsent bytes a stall deadline runs,
   and above a hard cap the connection is dropped at once. Keepalive pings are written whatever else is queued, and
   their deadline runs on its own timer, so a peer that stops reading is found even when nothing else is sent.
@@ -18,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,16 +64,6 @@ CLIENT_LIMITS = LinkLimits(max_buffered=16 << 20, buffer_grace=5.0, stall_timeou
 POLICY_VIOLATION = 1008  # the close code of a peer we cut off (bad auth, too many malformed or held frames)
 
 
-class _Batch(threading.local):
-    """The links that queued output while the read callback now running (in this thread's event loop) handled its
-    data: flushed when it returns. None outside a read callback (then a send schedules its own flush, call_soon)."""
-
-    links: list[WsLink] | None = None
-
-
-_batch = _Batch()
-
-
 def _ignore_message(data: bytes) -> None:
     pass
 
@@ -117,7 +104,6 @@ class WsLink(asyncio.Protocol):
         self.is_open = False
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
-        self._flush_pending = False  # a flush is due: in ``_batch``, or by ``_flush_handle``
         self._eof_pending = False
         self._fragments: list[bytes] | None = None
         self._writing_paused = False
@@ -150,24 +136,6 @@ class WsLink(asyncio.Protocol):
             self.on_connect(self)
 
     def data_received(self, data: bytes) -> None:
-        state = _batch
-        if state.links is not None:  # not expected (reads are not nested), but then the outer callback flushes
-            self._received(data)
-            return
-        batch: list[WsLink] = []
-        state.links = batch
-        try:
-            self._received(data)
-        finally:
-            state.links = None
-            for link in batch:
-                try:
-                    link._flush()
-                except Exception:  # one link's failure must not leave the others' output unsent
-                    limited.error("flush", "%s: internal error writing; connection dropped", link.label, exc_info=True)
-                    link.abort("internal error")
-
-    def _received(self, data: bytes) -> None:
         proto = self.proto
         try:
             proto.receive_data(data)
@@ -205,7 +173,6 @@ class WsLink(asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._flush_pending = False
         self._out.clear()
         self.is_open = False
         if not self.opened.done():
@@ -235,8 +202,8 @@ class WsLink(asyncio.Protocol):
         if proto.state is State.OPEN:  # not is_open alone: an EOF read moves the protocol on first
             proto.send_binary(data)
             self._out += proto.data_to_send()
-            if not self._flush_pending:
-                self._schedule_flush()
+            if self._flush_handle is None:
+                self._flush_handle = self._loop.call_soon(self._flush)
 
     def _queue(self, chunks: list[bytes]) -> None:
         for chunk in chunks:
@@ -244,24 +211,11 @@ class WsLink(asyncio.Protocol):
                 self._out.append(chunk)
             else:  # websockets' SEND_EOF: close our side once what is queued has gone
                 self._eof_pending = True
-        if not self._flush_pending and self.transport is not None:
-            self._schedule_flush()
-
-    def _schedule_flush(self) -> None:
-        self._flush_pending = True
-        batch = _batch.links
-        if batch is not None:
-            batch.append(self)
-        else:
+        if self._flush_handle is None and self.transport is not None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        if not self._flush_pending:  # flushed already (or the connection was lost)
-            return
-        self._flush_pending = False
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        self._flush_handle = None
         transport = self.transport
         if transport is None or transport.is_closing():
             self._out.clear()
