@@ -12,7 +12,10 @@ Both figures are for the send phase (after the exchange-rate probe), packets/s =
 Prepares per second. CPU per packet: the router's (its /proc CPU time over the payment / packets), and our
 sender's as a whole process (`moneyd pay`'s user + system time, start-up and probe included, / packets). The JS
 sender shares its node process with the JS receiver: its figure is both together, over the send phase. Printed
-side by side, never asserted.
+side by side, never asserted. Packets per CPU-second of each process are printed too (the fair figure when sender,
+router and receiver share two cores). `moneyd pay` runs from compiled bytecode, as after `pip install` (a cache under
+the temporary directory, even where PYTHONDONTWRITEBYTECODE is set, as bench/startup.py does): otherwise every run
+would compile moneyd's modules first, about 0.07 s of CPU no installed moneyd spends.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def js_sender(server_pid: int, amount: str, max_packet: str, log: Path) -> dict[
     return {"packets": float(s["send_prepares"]), "seconds": s["send_ms"] / 1000, "packets_per_s": s["packets_per_s"],
             "wall_s": s["wall_ms_incl_connect"] / 1000,
             "router_cpu_us": float(s.get("cpu", {}).get("server0_cpu_us_per_packet", float("nan"))),
-            "sender_cpu_us": float(s.get("cpu", {}).get("client_cpu_us_per_packet", float("nan")))}
+            "sender_cpu_us": float(s.get("cpu", {}).get("client_cpu_us_per_packet", float("nan"))),
+            "receiver_cpu_us": float("nan")}  # the JS receiver shares the sender's process: counted there
 
 
 def py_sender(server_pid: int, amount: str, max_packet: str, log: Path) -> dict[str, float]:
@@ -63,14 +67,18 @@ def py_sender(server_pid: int, amount: str, max_packet: str, log: Path) -> dict[
             raise SystemExit(f"JS receiver failed: {ready}")
         start = time.monotonic()
         router0 = cpu_seconds(server_pid)
+        receiver0 = cpu_seconds(receiver.pid)
         # The receiver is a child too, but one not yet waited for: only `moneyd pay` lands in RUSAGE_CHILDREN.
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pay_env = {**os.environ, "PYTHONPYCACHEPREFIX": os.path.join(tempfile.gettempdir(), "moneyd-bench-pycache")}
+        pay_env.pop("PYTHONDONTWRITEBYTECODE", None)
         out = subprocess.run([sys.executable, "-m", "moneyd", "pay", ready["url"], amount, "--json",
                               "--max-packet-amount", max_packet, "--via", f"btp+ws://127.0.0.1:{PORT}"],
-                             capture_output=True, text=True, timeout=900)
+                             env=pay_env, capture_output=True, text=True, timeout=900)
         wall = time.monotonic() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         router_cpu = cpu_seconds(server_pid) - router0
+        receiver_cpu = cpu_seconds(receiver.pid) - receiver0
         sender_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         log.write_text(out.stdout + "\n--- stderr ---\n" + out.stderr)
         if out.returncode != 0:
@@ -78,7 +86,8 @@ def py_sender(server_pid: int, amount: str, max_packet: str, log: Path) -> dict[
         r = json.loads(out.stdout)
         packets = float(r["packets"])
         return {"packets": packets, "seconds": r["seconds"], "packets_per_s": packets / r["seconds"], "wall_s": wall,
-                "router_cpu_us": router_cpu / packets * 1e6, "sender_cpu_us": sender_cpu / packets * 1e6}
+                "router_cpu_us": router_cpu / packets * 1e6, "sender_cpu_us": sender_cpu / packets * 1e6,
+                "receiver_cpu_us": receiver_cpu / packets * 1e6}
     finally:
         receiver.terminate()
         receiver.wait(10)
@@ -116,7 +125,7 @@ def main() -> None:
     logs.mkdir(exist_ok=True)
     print(f"STREAM payment of {args.amount} with max packet {args.max_packet}; medians of {args.reps}")
     print(f"{'router':<22}{'sender':<22}{'packets':>9}{'send s':>9}{'packets/s':>11}{'wall s':>9}"
-          f"{'router µs/pkt':>15}{'sender µs/pkt':>15}")
+          f"{'router µs/pkt':>15}{'sender µs/pkt':>15}{'receiver µs/pkt':>17}")
     for router in args.routers.split(","):
         runs = [one_rep(router, args.amount, args.max_packet, logs, i) for i in range(args.reps)]
         per_sender: dict[str, dict[str, float]] = {}
@@ -126,7 +135,12 @@ def main() -> None:
         for sender, label in (("js", "JS ilp-protocol-stream"), ("py", "moneyd pay (Python)")):
             m = per_sender[sender]
             print(f"{name:<22}{label:<22}{m['packets']:>9.0f}{m['seconds']:>9.2f}{m['packets_per_s']:>11.0f}{m['wall_s']:>9.2f}"
-                  f"{m['router_cpu_us']:>15.0f}{m['sender_cpu_us']:>15.0f}")
+                  f"{m['router_cpu_us']:>15.0f}{m['sender_cpu_us']:>15.0f}{m['receiver_cpu_us']:>17.0f}")
+            # Packets per CPU-second of each process: what each could move alone on a free core.
+            per_cpu = [f"{who} {1e6 / m[key]:,.0f}" for who, key in (("router", "router_cpu_us"), ("sender", "sender_cpu_us"),
+                                                                      ("receiver", "receiver_cpu_us")) if m[key] == m[key] and m[key] > 0]
+            print(f"{'':<22}{'  packets per CPU-second:':<22} " + ", ".join(per_cpu)
+                  + (" (JS: sender and receiver share one process)" if sender == "js" else ""))
         ratio = per_sender["py"]["packets_per_s"] / per_sender["js"]["packets_per_s"]
         print(f"{'':<22}{'ratio py/js':<22}{'':>9}{'':>9}{ratio:>10.2f}x")
     out: dict[str, Any] = {"amount": args.amount, "max_packet": args.max_packet, "reps": args.reps}

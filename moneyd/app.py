@@ -103,8 +103,9 @@ class Router:
             on_account_connected=self._app_connected,
             on_account_disconnected=self._app_disconnected,
         )
-        self.traffic = Accounts()
         self.monitor = Monitor()  # counters for the admin API, fed synchronously (no awaits on the packet path)
+        # The one count of what moved through each account; the monitor reads it, and keeps the figures of apps that left.
+        self.traffic = Accounts(on_forget=lambda name, st: self.monitor.retire(name, st.received_packets, st.received))
         self.rate_limit: RateLimitLayer | None = None
         self.pipeline: IncomingHandler = self._build_pipeline()
         self._in_flight: set[asyncio.Task[Reply]] = set()
@@ -115,7 +116,7 @@ class Router:
     def _build_pipeline(self) -> IncomingHandler:
         s = self.settings
         addr = lambda: self.address  # noqa: E731 - the address can change once the uplink tells us ours
-        route = RouteLayer(addr, self.table, self.traffic, on_fulfilled=self.monitor.forwarded)
+        route = RouteLayer(addr, self.table, self.traffic)
         h: IncomingHandler = AccountsLayer(self.traffic, ExpiryLayer(addr, s.min_message_window, s.max_hold_time, route))
         in_flight_amount = s.max_in_flight_amount if s.max_in_flight_amount is not None else default_max_in_flight_amount(self.asset_scale)
         self.rate_limit = RateLimitLayer(addr, s.packets_per_second, s.burst, in_flight_amount, h, s.max_in_flight_packets)

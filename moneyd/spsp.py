@@ -2,28 +2,32 @@
 
 Client: a payment pointer (RFC 26) or an https URL → GET with ``Accept: application/spsp4+json, application/spsp+json``;
 redirects are followed to https only; plain http only for this machine (localhost, 127.0.0.1, ::1). Responses are
-cached as their Cache-Control allows. Server: ``application/spsp4+json`` with a fresh STREAM connection per query and
-the CORS headers browsers need.
+cached as their Cache-Control allows. The client is the standard library's ``http.client`` in a worker thread: one GET
+per payment does not need aiohttp, whose import (about 0.25 s of CPU: it builds TLS contexts) was most of
+``moneyd pay``'s start-up. Server (``moneyd receive``; aiohttp, imported when one starts): ``application/spsp4+json``
+with a fresh STREAM connection per query and the CORS headers browsers need.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import http.client
 import json
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import aiohttp
-from aiohttp import web
 
 from .pointer import resolve as resolve_pointer
 from .wire.address import is_valid_address
 from .wire.errors import CodecError
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 ACCEPT = "application/spsp4+json, application/spsp+json"
 CONTENT_TYPE = "application/spsp4+json"
@@ -110,8 +114,8 @@ def decode_secret(text: str) -> bytes | None:
         return None
 
 
-def _max_age(headers: Any) -> float:
-    cc = ",".join(headers.getall("Cache-Control", []))
+def _max_age(cache_control: list[str]) -> float:
+    cc = ",".join(cache_control)
     if not cc or re.search(r"no-store|no-cache|private", cc, re.IGNORECASE):
         return 0.0
     m = _MAX_AGE.search(cc)
@@ -131,24 +135,33 @@ class SpspClient:
         hit = self._cache.get(url)
         if hit is not None and hit[0] > self._clock():
             return hit[1]
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                response, max_age = await self._get(session, url)
-        except aiohttp.ClientError as e:
+            # The thread's socket times out on its own (each read and connect); wait_for bounds the whole.
+            response, max_age = await asyncio.wait_for(asyncio.to_thread(self._get, url), self.timeout)
+        except (TimeoutError, http.client.HTTPException, OSError) as e:
+            if isinstance(e, TimeoutError):
+                raise SpspError(f"{url} did not answer within {self.timeout:g}s") from None
             raise SpspError(f"cannot query {url}: {e or type(e).__name__}") from None
-        except TimeoutError:
-            raise SpspError(f"{url} did not answer within {self.timeout:g}s") from None
         if max_age > 0:
             self._cache[url] = (self._clock() + max_age, response)
         return response
 
-    async def _get(self, session: aiohttp.ClientSession, url: str) -> tuple[SpspResponse, float]:
+    def _get(self, url: str) -> tuple[SpspResponse, float]:
+        """The GET with its redirects, blocking (run in a worker thread)."""
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            async with session.get(current, headers={"Accept": ACCEPT}, allow_redirects=False) as r:
+            parts = urlsplit(current)
+            conn: http.client.HTTPConnection
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=self.timeout)
+            else:
+                conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=self.timeout)
+            try:
+                target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                conn.request("GET", target, headers={"Accept": ACCEPT})
+                r = conn.getresponse()
                 if r.status in (301, 302, 303, 307, 308):
-                    location = r.headers.get("Location")
+                    location = r.getheader("Location")
                     if not location:
                         raise SpspError(f"{current} redirected without a Location")
                     nxt = urljoin(current, location)
@@ -162,13 +175,15 @@ class SpspClient:
                     raise SpspError(f"{current}: no such receiver (404)")
                 if r.status != 200:
                     raise SpspError(f"{current} answered HTTP {r.status} {r.reason or ''}".rstrip())
-                ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                ctype = (r.getheader("Content-Type") or "").split(";")[0].strip().lower()
                 if ctype and not ctype.endswith("json"):
                     raise SpspError(f"{current} answered {ctype}, not SPSP JSON (is this a payment pointer?)")
-                body = await r.content.read(MAX_BODY + 1)
+                body = r.read(MAX_BODY + 1)
                 if len(body) > MAX_BODY:
                     raise SpspError(f"{current} answered with more than {MAX_BODY} bytes")
-                return parse_response(body, current), _max_age(r.headers)
+                return parse_response(body, current), _max_age(r.headers.get_all("Cache-Control") or [])
+            finally:
+                conn.close()
         raise SpspError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
@@ -197,15 +212,21 @@ class SpspServer:
         self.port = 0
 
     def app(self) -> web.Application:
+        from aiohttp import web
+
         application = web.Application()
         application.router.add_route("GET", "/{tail:.*}", self._get)
         application.router.add_route("OPTIONS", "/{tail:.*}", self._options)
         return application
 
     async def _options(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         return web.Response(status=204, headers=CORS)
 
     async def _get(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         self.queries += 1
         destination, secret = self.issue()
         doc: dict[str, Any] = {"destination_account": destination, "shared_secret": base64.b64encode(secret).decode()}
@@ -215,6 +236,8 @@ class SpspServer:
                             headers={**CORS, "Cache-Control": "no-store"})
 
     async def start(self, host: str, port: int) -> None:
+        from aiohttp import web
+
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)

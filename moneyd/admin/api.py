@@ -305,7 +305,7 @@ class AdminServer:
             return {"help": help_, "name": name, "type": kind, "values": values, "aggregator": "sum"}
 
         incoming = sorted(m.incoming.items())
-        outgoing = sorted(m.outgoing.items())
+        outgoing = sorted(m.outgoing({a: (st.received_packets, st.received) for a, st in r.traffic.items()}).items())
         limited = sorted((a, n) for (a, code), n in m.reject_codes.items() if code == "T05")
         return [
             metric("ilp_connector_incoming_ilp_packets", "Total number of incoming ILP packets", "counter",

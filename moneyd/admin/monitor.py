@@ -41,7 +41,10 @@ class Monitor:
         self.events: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
         # (account, result) -> [packets, value]; result is "fulfilled" or "rejected".
         self.incoming: dict[tuple[str, str], list[int]] = {}
-        self.outgoing: dict[str, list[int]] = {}  # account -> [fulfilled packets, value]
+        # What the router delivered to each account (fulfilled Prepares, value) is counted once, by the router
+        # (``router.layers.Accounts``); what accounts that left had received is kept here (``retired``), so the
+        # counters never go back.
+        self.retired: dict[str, list[int]] = {}
         self.reject_codes: dict[tuple[str, str], int] = {}  # (account, code) -> count
         self.flows: OrderedDict[tuple[str, str], Flow] = OrderedDict()
         self.packets = 0
@@ -81,13 +84,23 @@ class Monitor:
         c[0] += 1
         c[1] += amount
 
-    def forwarded(self, hop: str, amount: int) -> None:
-        """A Prepare we sent to ``hop`` was fulfilled."""
-        c = self.outgoing.get(hop)
-        if c is None:
-            c = self.outgoing[hop] = [0, 0]
-        c[0] += 1
-        c[1] += amount
+    def retire(self, account: str, packets: int, amount: int) -> None:
+        """``account`` left the router's counts, having received ``amount`` in ``packets`` fulfilled Prepares."""
+        if packets or amount:
+            c = self.retired.setdefault(account, [0, 0])
+            c[0] += packets
+            c[1] += amount
+
+    def outgoing(self, live: dict[str, tuple[int, int]]) -> dict[str, list[int]]:
+        """Fulfilled Prepares and value delivered to each account since moneyd started: ``live`` (the router's
+        counts, account -> (packets, amount)) plus what accounts that left had received."""
+        out = {a: list(c) for a, c in self.retired.items()}
+        for account, (packets, amount) in live.items():
+            if packets or amount:
+                c = out.setdefault(account, [0, 0])
+                c[0] += packets
+                c[1] += amount
+        return out
 
     def _flow(self, source: str, destination: str, amount: int) -> None:
         key = (source, destination)

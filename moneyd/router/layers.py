@@ -176,7 +176,8 @@ class AccountStats:
     or moneyd owes it (negative) from the Prepares it sent and received that were fulfilled."""
 
     sent: int = 0  # fulfilled: the account paid this much through moneyd
-    received: int = 0  # fulfilled: moneyd delivered this much to it
+    received: int = 0  # fulfilled: moneyd delivered this much to it...
+    received_packets: int = 0  # ...in this many Prepares
     sending_packets: int = 0  # its Prepares waiting for a reply
     sending_amount: int = 0
     receiving_packets: int = 0  # Prepares sent to it, waiting for its reply
@@ -189,10 +190,12 @@ class AccountStats:
 
 
 class Accounts:
-    """What each account has moved through the router, and what is in flight from and to it."""
+    """What each account has moved through the router, and what is in flight from and to it. The one count of it:
+    the admin API's traffic counters read it too (``on_forget`` hands them an account's last figures)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_forget: Callable[[str, AccountStats], None] | None = None) -> None:
         self._stats: dict[str, AccountStats] = {}
+        self.on_forget = on_forget
 
     def of(self, account: str) -> AccountStats:
         st = self._stats.get(account)
@@ -206,9 +209,14 @@ class Accounts:
     def names(self) -> list[str]:
         return list(self._stats)
 
+    def items(self) -> list[tuple[str, AccountStats]]:
+        return list(self._stats.items())
+
     def forget(self, account: str) -> None:
         """An app that left: its figures go with it (a new token is a new account; memory stays bounded)."""
-        self._stats.pop(account, None)
+        st = self._stats.pop(account, None)
+        if st is not None and self.on_forget is not None:
+            self.on_forget(account, st)
 
 
 @dataclass
@@ -264,7 +272,6 @@ class RouteLayer:
     router_address: Callable[[], str]
     table: RoutingTable
     accounts: Accounts | None = None  # counts the receiving side
-    on_fulfilled: Callable[[str, int], None] | None = None  # (next hop, amount): the admin monitor's counters
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
         route = self.table.lookup(prepare.destination)
@@ -297,6 +304,5 @@ class RouteLayer:
                 )
             if st is not None:
                 st.received += amount
-            if self.on_fulfilled is not None and amount:
-                self.on_fulfilled(hop, amount)
+                st.received_packets += 1
         return reply

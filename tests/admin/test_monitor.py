@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from moneyd.admin import monitor as monitor_mod
 from moneyd.admin.monitor import Monitor
+from moneyd.router.layers import Accounts
 from moneyd.wire.ilp import Fulfill, Prepare, Reject
 
 F = b"\x01" * 32
@@ -42,3 +43,23 @@ def test_flows_and_events_are_bounded() -> None:
         m.link(f"app{i}", True)
     assert len(m.events) == monitor_mod.RECENT_EVENTS
     assert [e["seq"] for e in m.since(m.seq - 2)] == [m.seq - 1, m.seq]
+
+
+def test_outgoing_counters_read_the_routers_counts_and_outlive_an_app() -> None:
+    """What was delivered to each account is counted once, by the router's Accounts; the admin counters read it,
+    and keep an app's figures after it leaves (a counter never goes back)."""
+    m = Monitor()
+    accounts = Accounts(on_forget=lambda name, st: m.retire(name, st.received_packets, st.received))
+
+    def outgoing() -> dict[str, list[int]]:
+        return m.outgoing({a: (st.received_packets, st.received) for a, st in accounts.items()})
+
+    bob = accounts.of("bob")
+    bob.received, bob.received_packets = 30, 3
+    accounts.of("carol")  # connected, nothing delivered: no counter yet
+    assert outgoing() == {"bob": [3, 30]}
+    accounts.forget("bob")
+    assert outgoing() == {"bob": [3, 30]}
+    bob = accounts.of("bob")  # bob comes back and receives more
+    bob.received, bob.received_packets = 7, 1
+    assert outgoing() == {"bob": [4, 37]}

@@ -191,3 +191,4 @@ async def test_route_checks_fulfillment_and_counts_fulfilled() -> None:
     r = await layer(prep(dest="g.nowhere"), "a")
     assert isinstance(r, ilp.Reject) and r.code == "F02"
     assert [(n, accounts.of(n).received) for n in accounts.names()] == [("bob", 3), ("eve", 0), ("sam", 0)]
+    assert [accounts.of(n).received_packets for n in accounts.names()] == [1, 0, 0]
