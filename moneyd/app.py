@@ -32,7 +32,7 @@ from .wire.ilp import ErrorCode, Prepare, Reject, Reply
 
 log = logging.getLogger("moneyd")
 
-UPLINK = "uplink"
+UPLINK = "uplink"  # the uplink's account name (routing, counters, admin API): no app may take it (refused at auth)
 
 
 class StartupError(Exception):
@@ -102,6 +102,7 @@ class Router:
             policy,
             on_account_connected=self._app_connected,
             on_account_disconnected=self._app_disconnected,
+            reserved={UPLINK: "moneyd's parent connector"},
         )
         self.monitor = Monitor()  # counters for the admin API, fed synchronously (no awaits on the packet path)
         # The one count of what moved through each account; the monitor reads it, and keeps the figures of apps that left.

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -81,8 +81,12 @@ class MiniAccountsServer:
         origin_policy: OriginPolicy | None = None,
         on_account_connected: Callable[[str], None] | None = None,
         on_account_disconnected: Callable[[str], None] | None = None,
+        reserved: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
+        # Account names the router keeps for itself (name -> whose it is): an app under one would share its
+        # routes, counters, limits and admin entry, so it is refused at auth.
+        self.reserved: Mapping[str, str] = reserved or {}
         self.on_prepare = on_prepare
         self.router_address = router_address
         self.origin_policy = origin_policy or OriginPolicy()
@@ -258,6 +262,8 @@ class MiniAccountsServer:
             account = username or account_for_token(token)
             if not is_valid_segment(account):
                 raise _AuthFailed(f"account name {account[:40]!r} may only hold A-Z a-z 0-9 _ ~ -")
+            if account in self.reserved:
+                raise _AuthFailed(f"account name {account!r} is reserved for {self.reserved[account]}: connect under another name")
             try:
                 await self.book.admit(account, token)
             except AccountRefused as e:

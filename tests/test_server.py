@@ -140,3 +140,28 @@ async def test_an_app_must_authenticate_first(server) -> None:  # type: ignore[n
         answer = btp.decode_frame(await ws.recv())
         assert isinstance(answer, btp.Error) and answer.data.startswith(b"account name 'no spaces please' may only hold")
     assert not handler.seen and not events and not s.accounts
+
+
+async def test_a_reserved_account_name_is_refused_at_auth() -> None:
+    store = Store(":memory:")
+    handler, events = Handler(), list[str]()
+    s = MiniAccountsServer(store, handler, lambda: ADDRESS, on_account_connected=events.append,
+                           reserved={"uplink": "moneyd's parent connector"})
+    await s.start("127.0.0.1", 0)
+    try:
+        async with ws_connect(f"ws://127.0.0.1:{s.port}") as ws:
+            auth = (btp.ProtocolData.octets("auth", b""), btp.ProtocolData.octets("auth_username", b"uplink"),
+                    btp.ProtocolData.octets("auth_token", b"t"))
+            await ws.send(btp.encode_frame(btp.Message(7, auth)))
+            answer = btp.decode_frame(await ws.recv())
+            assert isinstance(answer, btp.Error) and (answer.request_id, answer.code) == (7, "F00")
+            assert answer.data == b"account name 'uplink' is reserved for moneyd's parent connector: connect under another name"
+            await ws.wait_closed()
+            assert ws.close_code == 1008
+        assert not s.accounts and not events and store.bound_token("uplink") is None  # nothing registered
+        app, _ = await connect(f"btp+ws://Uplink:t@127.0.0.1:{s.port}")  # names are exact: this one is not reserved
+        await until(lambda: events == ["Uplink"], "the app under another name")
+        await app.close()
+    finally:
+        await s.stop()
+        store.close()

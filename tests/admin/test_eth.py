@@ -1,5 +1,6 @@
 """The admin API's view of the ETH uplink (JS ilp-connector + ilp-plugin-ethereum parent on ganache): both
-channels read from the live claim book, in base units (gwei), moving with payments each way."""
+channels read from the live claim book (the parent's deposit from the uplink's last chain read), in base units
+(gwei), moving with payments each way."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.support.app_pair import pays
 from tests.support.eth_setup import (
     CHANNEL,
     GWEI,
+    PARENT_CHANNEL_GWEI,
     _linked,
     _received,
     start_parent,
@@ -48,7 +50,12 @@ async def test_eth_channels_in_the_uplink_facts(node: NodeRunner, ganache: Ganac
         ours, theirs = facts["channels"]["ours"], facts["channels"]["theirs"]
         assert int(ours["claimed"]) == 4321 and int(ours["left"]) == CHANNEL // GWEI - 4321
         assert theirs["id"] == channel_id_hex(uplink.book.incoming_channel)  # type: ignore[arg-type]
-        assert int(theirs["claimed"]) == 777 and theirs["capacity"] is None  # the book does not keep their deposit
+        # The parent's deposit, as the uplink last read it from the chain to check the claim (no read per request).
+        assert int(theirs["claimed"]) == 777 and int(theirs["capacity"]) == PARENT_CHANNEL_GWEI
+        assert int(theirs["left"]) == PARENT_CHANNEL_GWEI - 777
+        assert uplink.chain is not None and uplink.book.incoming_channel is not None
+        on_chain = await uplink.chain.channel(uplink.book.incoming_channel)
+        assert on_chain.value == PARENT_CHANNEL_GWEI * GWEI
     finally:
         await router.stop()
         store.close()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from moneyd.commands import service
+from moneyd.localapp import LocalApp, LocalAppError
 from tests.support.jsnode import NodeRunner, free_port
 from tests.support.moneyd_process import Moneyd, env_for
 
@@ -125,6 +126,28 @@ def test_a_huge_body_is_refused_without_reading_it(moneyd_local: Moneyd, tmp_pat
 
 
 # -- moneyd status ------------------------------------------------------------------------------------------------
+
+
+async def test_an_app_cannot_take_the_uplinks_account_name(moneyd_local: Moneyd, tmp_path: Path) -> None:
+    # "uplink" names the uplink's account in the router and the admin API: an app under that name is refused at
+    # auth with a clear error, and the router goes on serving the others.
+    with pytest.raises(LocalAppError) as refused:
+        await LocalApp.connect(f"btp+ws://uplink:tok@127.0.0.1:{moneyd_local.port}")
+    assert "account name 'uplink' is reserved for moneyd's parent connector: connect under another name" in str(refused.value)
+    app = await LocalApp.connect(f"btp+ws://app1:tok@127.0.0.1:{moneyd_local.port}")
+    try:
+        assert app.address == "private.moneyd.local.app1"
+        for path in ("/accounts", "/balance"):
+            status, _h, body = moneyd_local.request("GET", path)
+            assert status == 200 and set(json.loads(body)["accounts"]) == {"app1"}, (path, body)
+        code, doc = status_json(tmp_path)
+        assert code == 0 and [a["id"] for a in doc["status"]["accounts"]] == ["app1"]
+    finally:
+        await app.close()
+    _out, err = moneyd_local.stop()
+    assert moneyd_local.proc.returncode == 0
+    assert "Traceback" not in err
+    assert "refused: account name 'uplink' is reserved" in err
 
 
 def status_json(tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:

@@ -221,15 +221,19 @@ class ClaimBook(claimbook.ClaimBook[Claim, Claim]):
             "best_incoming_wei": best.value if best is not None else None,
         })
 
-    def channels(self) -> tuple[ChannelView | None, ChannelView | None]:
+    def channels(self, incoming_read: ChannelState | None = None) -> tuple[ChannelView | None, ChannelView | None]:
         """Ours (value and what our claims promise; the chain pays out only at the end), and the parent's as its
-        best claim shows it (its value is read from chain, not kept here)."""
+        best claim shows it, its value from ``incoming_read`` (the uplink's last chain read of it: the book keeps
+        no deposit of the parent's; None or another channel: not known)."""
         out, best = self.outgoing, self.best_incoming
         ours = theirs = None
         if out is not None:
             ours = ChannelView(channel_id_hex(out.channel_id), wei_to_units(out.value), wei_to_units(out.spent), None)
         if best is not None:
-            theirs = ChannelView(channel_id_hex(best.channel_id), None, wei_to_units(best.value), None)
+            read = incoming_read
+            known = read is not None and read.exists and read.channel_id == best.channel_id
+            capacity = wei_to_units(read.value) if known and read is not None else None
+            theirs = ChannelView(channel_id_hex(best.channel_id), capacity, wei_to_units(best.value), None)
         return ours, theirs
 
     def to_json(self) -> dict[str, Any]:

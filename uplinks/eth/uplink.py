@@ -55,6 +55,7 @@ from .claims import (
     MIN_DISPUTE_PERIOD,
     WEI_PER_UNIT,
     ChannelFacts,
+    ChannelState,
     Claim,
     as_account,
     channel_id_hex,
@@ -224,6 +225,9 @@ class EthUplink(BtpUplink):
         self._channel_lock = asyncio.Lock()
         self._incoming_lock = asyncio.Lock()
         self._incoming_facts = ChannelFacts(s.channel_facts_max_age)
+        # The last chain read of the parent's channel, whatever it was read for: status pages show its value
+        # (a deposit shows at the next read: a claim, or the watcher's round).
+        self._incoming_read: ChannelState | None = None
         self._batch: _Batch | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._topup_task: asyncio.Task[None] | None = None
@@ -663,6 +667,7 @@ class EthUplink(BtpUplink):
                     if state is None:
                         state = await self.chain.channel(claim.channel_id)
                         self._incoming_facts.remember(state, now)
+                        self._incoming_read = state
                     try:
                         credited = self.book.receive(claim, state)
                     except ClaimRejected as e:
@@ -691,6 +696,7 @@ class EthUplink(BtpUplink):
             return False
         self._incoming_facts.forget()
         ch = await self.chain.channel(linked)
+        self._incoming_read = ch
         if ch.exists:
             return False
         log.info("the parent's old channel %s is closed; its next channel can be linked", channel_id_hex(linked))
@@ -708,6 +714,7 @@ class EthUplink(BtpUplink):
             if best is None:
                 return None
             ch = await self.chain.channel(best.channel_id)
+            self._incoming_read = ch
             if not ch.exists:
                 self.book.incoming_claimed()
                 self._persist()
@@ -743,7 +750,7 @@ class EthUplink(BtpUplink):
     def settlement(self) -> SettlementFacts | None:
         if self.state is None:
             return SettlementFacts("eth", self.provider_url)
-        ours, theirs = self.book.channels()
+        ours, theirs = self.book.channels(self._incoming_read)
         return SettlementFacts("eth", self.provider_url, ours, theirs)
 
     async def close(self) -> None:
