@@ -142,6 +142,7 @@ class Router:
         if self.rate_limit is not None:
             self.rate_limit.forget(account)
         self.traffic.forget(account)
+        self.server.book.left(account)
         self.monitor.link(account, False)
 
     # -- status ----------------------------------------------------------------------------------------------
