@@ -245,3 +245,25 @@ async def test_real_router_binds_on_the_first_payment(router: Router) -> None:
         await connect(url(router, "carol", "another"))
     with pytest.raises(BtpPeerError, match="shape of a token's hash"):
         await connect(url(router, token_account("dave-token"), "thief"))
+
+
+async def test_real_router_when_the_bindings_are_full(router: Router) -> None:
+    store = router.store
+    router.server.book.max_bindings = 1
+    carol, _rc, _ = await app(router, "carol", "carol-token")
+    dave, _rd, addr_d = await app(router, "", "dave-token", fulfiller)
+    p, f = prepare_for(addr_d, amount=5)
+    assert await carol.send_prepare(p) == ilp.Fulfill(f)  # carol takes the last row; dave goes on unwritten
+    assert store.bound_token("carol") == token_hash("carol-token") and store.count_bindings() == 1
+    erin, _re, _ = await app(router, "erin", "erin-token")
+    frank, _rf, _ = await app(router, "", "frank-token")
+    p, f = prepare_for(addr_d, amount=5)
+    r = await erin.send_prepare(p)
+    assert isinstance(r, ilp.Reject) and r.code == "T05" and "too many accounts (1)" in r.message
+    p, f = prepare_for(addr_d, amount=5)
+    assert await frank.send_prepare(p) == ilp.Fulfill(f)
+    p, f = prepare_for(addr_d, amount=5)
+    assert await carol.send_prepare(p) == ilp.Fulfill(f)
+    assert store.count_bindings() == 1
+    for c in (carol, dave, erin, frank):
+        await c.close()
