@@ -51,7 +51,8 @@ class RouterSettings:
     max_packet_amount: int | None = None
     packets_per_second: float = 10_000.0
     burst: float = 20_000.0
-    # Per-app caps (RateLimitLayer): Prepares in flight, and amount in flight (None: 1,000 units of the asset).
+    # Per-app caps (RateLimitLayer; local apps only, not the uplink): packets/s, Prepares in flight, and amount in
+    # flight (None: 1,000 units of the asset).
     max_in_flight_packets: int | None = DEFAULT_MAX_IN_FLIGHT_PACKETS
     max_in_flight_amount: int | None = None
     min_message_window: timedelta = timedelta(seconds=1)
@@ -120,7 +121,10 @@ class Router:
         route = RouteLayer(addr, self.table, self.traffic)
         h: IncomingHandler = AccountsLayer(self.traffic, ExpiryLayer(addr, s.min_message_window, s.max_hold_time, route))
         in_flight_amount = s.max_in_flight_amount if s.max_in_flight_amount is not None else default_max_in_flight_amount(self.asset_scale)
-        self.rate_limit = RateLimitLayer(addr, s.packets_per_second, s.burst, in_flight_amount, h, s.max_in_flight_packets)
+        # The caps are per local app; the uplink's traffic is everyone's (RateLimitLayer.unlimited says what bounds it).
+        self.rate_limit = RateLimitLayer(
+            addr, s.packets_per_second, s.burst, in_flight_amount, h, s.max_in_flight_packets, unlimited=frozenset({UPLINK})
+        )
         h = self.rate_limit
         if s.max_packet_amount is not None:
             h = MaxPacketAmountLayer(addr, s.max_packet_amount, h)
@@ -139,6 +143,7 @@ class Router:
         if self.rate_limit is not None:
             self.rate_limit.forget(account)
         self.traffic.forget(account)
+        self.server.book.left(account)
         self.monitor.link(account, False)
 
     # -- status ----------------------------------------------------------------------------------------------

@@ -74,6 +74,10 @@ class Store:
             self._db.execute("UPDATE account_tokens SET created_at=?", (time.time(),))
         if "paid_at" not in columns:
             self._db.execute("ALTER TABLE account_tokens ADD COLUMN paid_at REAL")
+        if "seen_at" not in columns:
+            # When each account's app last connected; unknown for rows from before, so they count from now.
+            self._db.execute("ALTER TABLE account_tokens ADD COLUMN seen_at REAL")
+            self._db.execute("UPDATE account_tokens SET seen_at=?", (time.time(),))
 
     @classmethod
     def open_default(cls, testnet: bool = False) -> Store:
@@ -111,14 +115,15 @@ class Store:
 
     # -- account bindings ----------------------------------------------------------------------------------
 
-    def bind_token(self, account: str, token_hash: str, paid: bool = False) -> bool:
+    def bind_token(self, account: str, token_hash: str, paid: bool = False, now: float | None = None) -> bool:
         """Bind the first token seen for an account; later, True only for that same token. ``paid``: the binding is
-        written because the account is used for a payment (see moneyd.accounts); such bindings never expire."""
-        now = time.time()
+        written because the account is used for a payment (see moneyd.accounts); such bindings expire only when
+        their app has not been seen for long (expire_idle_bindings)."""
+        now = time.time() if now is None else now
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO account_tokens(account, token_hash, created_at, paid_at) VALUES(?,?,?,?)",
-                (account, token_hash, now, now if paid else None),
+                "INSERT OR IGNORE INTO account_tokens(account, token_hash, created_at, paid_at, seen_at) VALUES(?,?,?,?,?)",
+                (account, token_hash, now, now if paid else None, now),
             )
             row = self._db.execute("SELECT token_hash, paid_at FROM account_tokens WHERE account=?", (account,)).fetchone()
             same = bool(row[0] == token_hash)
@@ -131,6 +136,24 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT token_hash FROM account_tokens WHERE account=?", (account,)).fetchone()
         return None if row is None else str(row[0])
+
+    def binding(self, account: str) -> tuple[str, float] | None:
+        """(token hash, when its app was last seen) of an account's binding, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT token_hash, seen_at FROM account_tokens WHERE account=?", (account,)).fetchone()
+        return None if row is None else (str(row[0]), float(row[1] or 0.0))
+
+    def touch_binding(self, account: str, now: float | None = None) -> None:
+        """Note that the account's app was seen now (one write; callers do it at most daily per account)."""
+        with self._lock:
+            self._db.execute("UPDATE account_tokens SET seen_at=? WHERE account=?", (time.time() if now is None else now, account))
+
+    def expire_idle_bindings(self, idle_for: float, now: float | None = None) -> int:
+        """Drop bindings whose app has not been seen for more than ``idle_for`` seconds; how many."""
+        cutoff = (time.time() if now is None else now) - idle_for
+        with self._lock:
+            cur = self._db.execute("DELETE FROM account_tokens WHERE COALESCE(seen_at, created_at) < ?", (cutoff,))
+        return cur.rowcount
 
     def expire_unpaid_bindings(self, older_than: float, now: float | None = None) -> int:
         """Drop bindings never used for a payment and made more than ``older_than`` seconds ago; how many."""

@@ -45,7 +45,7 @@ def test_schema_and_durability_settings(tmp_path: Path) -> None:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"kv", "account_tokens"} <= tables
         columns = [row[1] for row in db.execute("PRAGMA table_info(account_tokens)")]
-        assert columns == ["account", "token_hash", "created_at", "paid_at"]
+        assert columns == ["account", "token_hash", "created_at", "paid_at", "seen_at"]
     finally:
         db.close()
 

@@ -116,6 +116,11 @@ class RateLimitLayer:
 
     The JS moneyd shares one 10,000-packets-a-minute bucket among all apps; here one busy app cannot starve others:
     an app at a cap gets T05/T04 at once (nothing is queued for it), and every other app has its own bucket and caps.
+
+    Sources in ``unlimited`` (the uplink) pass uncounted: the parent's traffic is many senders' payments to all the
+    local apps, not one app's, and as in ilp-connector it is bounded elsewhere: by the parent's own limits, the
+    uplink's balance limits, max packet amount, and its BTP connection (512 Prepares served at once, then reading
+    pauses: back-pressure rather than T05).
     """
 
     router_address: Callable[[], str]
@@ -124,9 +129,12 @@ class RateLimitLayer:
     max_in_flight_amount: int | None
     next: IncomingHandler
     max_in_flight_packets: int | None = DEFAULT_MAX_IN_FLIGHT_PACKETS
+    unlimited: frozenset[str] = frozenset()
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     async def __call__(self, prepare: Prepare, source: str) -> Reply:
+        if source in self.unlimited:
+            return await self.next(prepare, source)
         now = time.monotonic()
         b = self._buckets.get(source)
         if b is None:

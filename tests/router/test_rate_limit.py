@@ -6,8 +6,9 @@ import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from moneyd.app import RouterSettings
+from moneyd.app import UPLINK, Router, RouterSettings
 from moneyd.router.layers import DEFAULT_MAX_IN_FLIGHT_PACKETS, RateLimitLayer, default_max_in_flight_amount
+from moneyd.store import Store
 from moneyd.wire import ilp
 
 ADDR = "private.moneyd"
@@ -86,3 +87,28 @@ def test_defaults_cap_every_app() -> None:
     s = RouterSettings()
     assert s.max_in_flight_packets == DEFAULT_MAX_IN_FLIGHT_PACKETS == 500
     assert s.max_in_flight_amount is None and default_max_in_flight_amount(9) == 1000 * 10**9
+
+
+async def test_the_uplink_is_not_capped_like_an_app() -> None:
+    # The layer as the Router builds it, in front of a gate that holds every Prepare.
+    settings = RouterSettings(max_in_flight_packets=3, max_in_flight_amount=100, burst=5, packets_per_second=0.001)
+    router = Router(settings, Store(":memory:"))
+    layer = router.rate_limit
+    assert layer is not None and layer.unlimited == frozenset({UPLINK})
+    gate = Gate()
+    layer.next = gate
+    # The parent's traffic (payments of many senders to all the apps) goes past every per-app cap: 10 Prepares at
+    # once (cap 3), 500 units in flight (cap 100), more than the burst of 5.
+    from_parent = [asyncio.create_task(layer(prep(50), UPLINK)) for _ in range(10)]
+    await asyncio.sleep(0)
+    assert gate.seen == [UPLINK] * 10
+    # An app is still capped: 3 in flight, then T05 at once; and the amount cap still holds for another app.
+    held = [asyncio.create_task(layer(prep(), "app")) for _ in range(3)]
+    await asyncio.sleep(0)
+    r = await asyncio.wait_for(layer(prep(), "app"), 1)
+    assert isinstance(r, ilp.Reject) and r.code == "T05" and "in flight" in r.message
+    r = await asyncio.wait_for(layer(prep(101), "other"), 1)
+    assert isinstance(r, ilp.Reject) and r.code == "T04"
+    gate.open.set()
+    assert all(isinstance(x, ilp.Fulfill) for x in await asyncio.gather(*from_parent, *held))
+    assert UPLINK not in layer._buckets  # nothing counted for it, so nothing to forget
