@@ -369,11 +369,12 @@ def with_expiry(p: Prepare, expires_at: datetime) -> Prepare:
 
 # --- checking replies from peers -------------------------------------------------------------------------------
 
-_ERROR_CODE = re.compile(r"\A[FTR][0-9A-Z]{2}\Z")
+_ERROR_CODE = re.compile(r"\A[FTR][0-9]{2}\Z")
 
 
 def is_valid_error_code(code: str) -> bool:
-    """RFC 27: a family letter (F, T, R) and two characters of 0-9 A-Z."""
+    """RFC 27: a family letter (F, T, R) and two digits, as every code it defines (F00 … R99); a peer's other
+    three characters are not passed on as if they were a code."""
     return _ERROR_CODE.match(code) is not None
 
 

@@ -91,6 +91,8 @@ def test_reject_with_bad_utf8_message_is_not_forwarded_as_is() -> None:
         ("f00", "test.x", "T00", "private.us"),
         ("X00", "test.x", "T00", "private.us"),
         ("R0a", "test.x", "T00", "private.us"),
+        ("F0A", "test.x", "F00", "private.us"),  # letters where RFC 27's codes have digits (found by bench/fuzz.py)
+        ("TZ9", "test.x", "T00", "private.us"),
     ],
 )
 def test_checked_reply(code: str, triggered_by: str, want_code: str, want_by: str) -> None:
