@@ -12,6 +12,7 @@ from .admin.monitor import Monitor
 from .handlers import IncomingHandler
 from .router.layers import (
     DEFAULT_MAX_IN_FLIGHT_PACKETS,
+    UPLINK,
     Accounts,
     AccountsLayer,
     AccountStats,
@@ -32,7 +33,6 @@ from .wire.ilp import ErrorCode, Prepare, Reject, Reply
 
 log = logging.getLogger("moneyd")
 
-UPLINK = "uplink"  # the uplink's account name (routing, counters, admin API): no app may take it (refused at auth)
 
 
 class StartupError(Exception):

@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..router.layers import UPLINK
 from . import snapshot
 from .files import load_token
 from .monitor import Monitor
 from .sampler import TICK, Rate, Sampler
-from .snapshot import UPLINK, LinkWatch
+from .snapshot import LinkWatch
 
 if TYPE_CHECKING:
     from ..app import Router

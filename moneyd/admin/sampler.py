@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..router.layers import UPLINK
 from . import snapshot
-from .snapshot import UPLINK, LinkWatch
+from .snapshot import LinkWatch
 
 if TYPE_CHECKING:
     from ..app import Router

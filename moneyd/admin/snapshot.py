@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..btp.parent import without_token
+from ..router.layers import UPLINK
 from ..uplink import ChannelView
 
 if TYPE_CHECKING:
     from ..app import Router
 
-UPLINK = "uplink"
 APP_PLUGIN = "ilp-plugin-mini-accounts"  # what a local app's account is in the JS moneyd
 
 

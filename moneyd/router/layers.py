@@ -108,6 +108,7 @@ def default_max_in_flight_amount(asset_scale: int) -> int:
 # stays below the BTP layer's cap on requests served at once per connection (BtpLimits.max_serving, 512), so an
 # app over it gets a clear T05 at once rather than having its socket paused behind a backlog.
 DEFAULT_MAX_IN_FLIGHT_PACKETS = 500
+UPLINK = "uplink"  # the uplink's account name (routing, counters, admin API): no app may take it (refused at auth)
 
 
 @dataclass
@@ -286,7 +287,7 @@ class RouteLayer:
         if route is None:
             return reject(ErrorCode.F02_UNREACHABLE, self.router_address(), f"no route found. destination={prepare.destination}")
         hop, send = route
-        if hop == source and hop != "uplink":
+        if hop == source and hop != UPLINK:
             return reject(ErrorCode.F02_UNREACHABLE, self.router_address(), "refusing to route a packet back to its source")
         amount = prepare.amount
         st = self.accounts.of(hop) if self.accounts is not None else None
