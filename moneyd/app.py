@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,9 +29,6 @@ from .store import Store
 from .uplink import Uplink, UplinkBalance
 from .wire.address import check_address
 from .wire.ilp import ErrorCode, Prepare, Reject, Reply
-
-log = logging.getLogger("moneyd")
-
 
 
 class StartupError(Exception):
